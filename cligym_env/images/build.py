@@ -1,0 +1,73 @@
+"""Build images from Dockerfile text and in-memory context files, cached by content hash.
+
+The tag is derived from what goes into the build, so a task never builds twice and two tasks with the
+same environment share one image; no registry is needed.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from typing import Callable, Mapping
+
+import docker
+from docker.errors import BuildError, ImageNotFound
+
+from cligym_env.tasks.task import Environment
+
+
+class ImageBuildError(RuntimeError):
+    """`docker build` failed; the message carries the tail of the build log."""
+
+
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def environment_tag(environment: Environment, repository: str = "cligym/env") -> str:
+    return f"{repository}:{environment.content_hash()[:24]}"
+
+
+def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: Mapping[str, bytes] = {},
+                *, log: Callable[[str], None] | None = None, what: str = "image") -> str:
+    """Build `tag` unless it exists. `what` names the thing being built in errors (e.g. 'task click-x')."""
+    if image_exists(client, tag):
+        return tag
+    for base in re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", dockerfile, flags=re.M | re.I):
+        if base != "scratch" and not image_exists(client, base):
+            raise ImageBuildError(
+                f"{what}: its Dockerfile starts FROM {base}, which is not on this Docker host and no registry is "
+                "reachable. Build it first (`cligym images bootstrap` for cligym/base and cligym/python).")
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as archive:
+        for name, data in {**files, "Dockerfile": dockerfile.encode()}.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755 if name.endswith(".sh") else 0o644
+            archive.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    lines: list[str] = []
+    try:
+        for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                      decode=True, labels={"cligym.managed-image": "1"}):
+            text = chunk.get("stream") or chunk.get("status") or ""
+            if text.strip():
+                lines.append(text.rstrip())
+                if log:
+                    log(text.rstrip())
+            if "error" in chunk:
+                raise BuildError(chunk["error"], lines)
+    except BuildError as error:
+        tail = "\n".join(lines[-25:])
+        raise ImageBuildError(f"{what}: docker build failed: {error.msg}\n--- last build output ---\n{tail}") from None
+    return tag
+
+
+def build_environment(client: docker.DockerClient, environment: Environment, *, what: str = "environment",
+                      log: Callable[[str], None] | None = None) -> str:
+    return build_image(client, environment_tag(environment), environment.dockerfile, dict(environment.files),
+                       log=log, what=what)

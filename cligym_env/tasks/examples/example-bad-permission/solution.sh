@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+set -euo pipefail
+chmod +x /app/bin/inventory-report

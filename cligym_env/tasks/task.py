@@ -1,0 +1,115 @@
+"""The one data type for a task, used by the registry, the environment, the grader and the generator.
+
+A task is a broken environment (a Dockerfile plus its build context), an instruction written like a user's
+issue, hidden tests that decide success, and an oracle solution that proves the task can be solved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+TASK_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+CATEGORIES = (
+    "file-system",
+    "infrastructure",
+    "dependencies-runtime",
+    "network-security",
+    "source-logic",
+    "compatibility",
+    "concurrency",
+    "other",
+)
+
+
+class TaskError(ValueError):
+    """A task (or task folder) is malformed; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    """How to build the broken image: Dockerfile text plus build-context files (relative path -> bytes)."""
+
+    dockerfile: str
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    network: bool = False  # containers run with networking off unless the task needs it
+
+    def content_hash(self) -> str:
+        """Hash of everything that goes into `docker build`, so equal environments share one image."""
+        digest = hashlib.sha256()
+        digest.update(b"Dockerfile\0" + self.dockerfile.encode() + b"\0")
+        for path in sorted(self.files):
+            digest.update(path.encode() + b"\0" + hashlib.sha256(self.files[path]).digest())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Tests:
+    """Hidden tests: copied into the container only for grading, then `command` runs them.
+
+    `command` runs in bash inside the container and must write a JUnit XML report to `$CLIGYM_JUNIT`.
+    Test ids are pytest node ids (`tests/test_x.py::TestA::test_b`).
+    """
+
+    command: str
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    directory: str = "/cligym/tests"
+    fail_to_pass: tuple[str, ...] = ()
+    pass_to_pass: tuple[str, ...] = ()
+    timeout: float = 600.0
+
+    @property
+    def selected(self) -> tuple[str, ...]:
+        return self.fail_to_pass + self.pass_to_pass
+
+
+@dataclass(frozen=True)
+class Metadata:
+    project: str = ""
+    category: str = "other"
+    difficulty: str = "medium"
+    hint: bool = False
+    generator: str = "manual"
+    created_at: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    instruction: str
+    environment: Environment
+    tests: Tests
+    solution: str
+    metadata: Metadata = field(default_factory=Metadata)
+
+    def __post_init__(self) -> None:
+        if not TASK_ID_PATTERN.match(self.id):
+            raise TaskError(
+                f"task id {self.id!r} is invalid: use lower-case letters, digits, '.', '_' and '-' "
+                "(at most 128 characters, starting with a letter or digit)"
+            )
+        if self.metadata.category not in CATEGORIES:
+            raise TaskError(
+                f"task {self.id}: category {self.metadata.category!r} is unknown; "
+                f"choose one of {', '.join(CATEGORIES)}"
+            )
+        if not self.tests.fail_to_pass:
+            raise TaskError(f"task {self.id}: tests.fail_to_pass is empty; a task needs at least one failing test")
+
+    def summary(self) -> dict[str, Any]:
+        """The short form shown by `cligym tasks list --json` and stored in the registry index."""
+        return {
+            "id": self.id,
+            "project": self.metadata.project,
+            "category": self.metadata.category,
+            "difficulty": self.metadata.difficulty,
+            "hint": self.metadata.hint,
+            "generator": self.metadata.generator,
+            "created_at": self.metadata.created_at,
+            "fail_to_pass": len(self.tests.fail_to_pass),
+            "pass_to_pass": len(self.tests.pass_to_pass),
+        }

@@ -1,0 +1,55 @@
+"""The `cligym` command's stable surface: JSON listings, clean-up, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from cligym_env.cli import app
+from cligym_env.images import BASE_IMAGE
+from cligym_env.runtime.sandbox import Sandbox
+
+runner = CliRunner()
+
+
+def test_tasks_list_json(example_registry):
+    result = runner.invoke(app, ["tasks", "list", "--json", "--registry", str(example_registry.path)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [row["id"] for row in rows] == ["example-bad-permission", "example-corrupted-config", "example-missing-module"]
+    assert {"id", "category", "project"} <= set(rows[0])
+    filtered = runner.invoke(app, ["tasks", "list", "--json", "--category", "infrastructure",
+                                   "--registry", str(example_registry.path)])
+    assert [row["id"] for row in json.loads(filtered.stdout)] == ["example-corrupted-config"]
+
+
+def test_tasks_show_json(example_registry):
+    result = runner.invoke(app, ["tasks", "show", "example-bad-permission", "--json",
+                                 "--registry", str(example_registry.path)])
+    record = json.loads(result.stdout)
+    assert record["id"] == "example-bad-permission"
+    assert "Permission denied" in record["instruction"]
+    assert "chmod +x" in record["solution"]
+    assert record["fail_to_pass"] == ["test_inventory.py::test_report_command"]
+    assert len(record["pass_to_pass"]) == 4
+
+
+def test_unknown_task_suggests_close_ids(example_registry):
+    result = runner.invoke(app, ["tasks", "show", "example-bad-permision", "--registry", str(example_registry.path)])
+    assert result.exit_code != 0
+    assert "example-bad-permission" in str(result.exception)
+
+
+def test_default_registry_starts_with_the_examples(cligym_home):
+    result = runner.invoke(app, ["tasks", "list", "--json"])
+    assert len(json.loads(result.stdout)) == 3
+    assert (cligym_home / "tasks" / "example-missing-module" / "task.toml").exists()
+
+
+def test_cleanup_removes_cligym_containers(docker_client):
+    box = Sandbox(BASE_IMAGE, task_id="cli-cleanup", client=docker_client).start()
+    result = runner.invoke(app, ["cleanup"])
+    assert result.exit_code == 0 and box.name in result.output
+    assert not docker_client.containers.list(all=True, filters={"name": box.name})
+    box.close()  # already gone: still fine
