@@ -226,18 +226,20 @@ def test_deleted_or_corrupt_index_is_rebuilt(tmp_path: Path) -> None:
 
 
 def test_malformed_folder_is_skipped_and_reported(tmp_path: Path) -> None:
-    registry = _registry_with_tasks(tmp_path)
-    write_task(make_task("broken"), tmp_path / "elsewhere")
-    shutil.copytree(tmp_path / "elsewhere" / "broken", tmp_path / "broken")
-    (tmp_path / "broken" / "task.toml").write_text("id = [\n")
-    (tmp_path / "half").mkdir()
+    root = tmp_path / "reg"
+    registry = _registry_with_tasks(root)
+    shutil.copytree(write_task(make_task("broken"), tmp_path / "elsewhere"), root / "broken")
+    (root / "broken" / "task.toml").write_text("id = [\n")
+    (root / "half").mkdir()
     assert len(registry.query()) == 4
     problems = dict(registry.problems())
-    assert set(problems) == {tmp_path / "broken", tmp_path / "half"}
-    assert "task.toml" in problems[tmp_path / "broken"] and "invalid TOML" in problems[tmp_path / "broken"]
+    assert set(problems) == {root / "broken", root / "half"}
+    assert "task.toml" in problems[root / "broken"] and "invalid TOML" in problems[root / "broken"]
     assert "broken" not in registry.ids()
-    write_task(make_task("broken"), tmp_path, overwrite=True)
+    write_task(make_task("broken"), root, overwrite=True)
     assert "broken" in registry.ids() and [p.name for p, _ in registry.problems()] == ["half"]
+    registry.remove("half")
+    assert registry.problems() == [] and not (root / "half").exists()
 
 
 def test_default_registry_installs_examples(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -71,15 +71,15 @@ def load_task(folder: Path) -> Task:
     """Read a whole task folder, file bytes included."""
     folder = Path(folder)
     task_id, metadata, network, tests = _parse(folder)
-    environment = _read_tree(folder / ENVIRONMENT_DIR)
-    dockerfile = _decode(folder / ENVIRONMENT_DIR / DOCKERFILE, environment.pop(DOCKERFILE))
+    context = _read_tree(folder / ENVIRONMENT_DIR)
+    del context[DOCKERFILE]
     return _task(
         folder,
         id=task_id,
-        instruction=_decode(folder / INSTRUCTION_FILE, (folder / INSTRUCTION_FILE).read_bytes()),
-        environment=Environment(dockerfile=dockerfile, files=environment, network=network),
+        instruction=_read_text(folder / INSTRUCTION_FILE),
+        environment=Environment(_read_text(folder / ENVIRONMENT_DIR / DOCKERFILE), files=context, network=network),
         tests=Tests(files=_read_tree(folder / TESTS_DIR), **tests),
-        solution=_decode(folder / SOLUTION_FILE, (folder / SOLUTION_FILE).read_bytes()),
+        solution=_read_text(folder / SOLUTION_FILE),
         metadata=metadata,
     )
 
@@ -130,7 +130,7 @@ def _parse(folder: Path) -> tuple[str, Metadata, bool, dict[str, Any]]:
             raise TaskError(_missing(folder / name, purpose))
     where = folder / TASK_FILE
     try:
-        document = tomllib.loads(_decode(where, where.read_bytes()))
+        document = tomllib.loads(_read_text(where))
     except tomllib.TOMLDecodeError as error:
         raise TaskError(f"{where}: invalid TOML: {error}; fix the syntax there") from None
     _check(document, where)
@@ -248,10 +248,10 @@ def _read_tree(root: Path) -> dict[str, bytes]:
     return files
 
 
-def _decode(path: Path, data: bytes) -> str:
+def _read_text(path: Path) -> str:
     """Decode without newline translation, so text round-trips byte for byte."""
     try:
-        return data.decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise TaskError(f"{path}: not valid UTF-8 text ({error}); save it as UTF-8") from None
 

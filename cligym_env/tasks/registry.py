@@ -78,7 +78,7 @@ class Registry:
         folder = write_task(task, self.path, overwrite=overwrite)
         row = self._row(task.id, self._stamp(folder), task.summary(), None)
         with self._transaction() as db:
-            db.execute(f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(row))})", row)
+            self._upsert(db, [row])
         return folder
 
     def get(self, task_id: str) -> Task:
@@ -87,8 +87,8 @@ class Registry:
         return load_task(self.path / task_id)
 
     def remove(self, task_id: str) -> None:
-        """Move the folder aside first so no reader sees a half-deleted task."""
-        if task_id not in self:
+        """Delete a task folder, malformed ones too; it is moved aside first so no reader sees half a task."""
+        if not (TASK_ID_PATTERN.match(task_id) and (self.path / task_id).is_dir()):
             raise self._unknown(task_id)
         doomed = self.path / f".{task_id}.removing-{secrets.token_hex(6)}"
         os.rename(self.path / task_id, doomed)
@@ -162,8 +162,7 @@ class Registry:
             return
         with self._transaction() as db:
             db.executemany("DELETE FROM tasks WHERE id = ?", [(name,) for name in gone])
-            if rows:
-                db.executemany(f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(rows[0]))})", rows)
+            self._upsert(db, rows)
 
     def _scan(self) -> dict[str, Stamp]:
         """Stamp every task folder (hidden ones are temporary writes and removals in progress)."""
@@ -195,6 +194,11 @@ class Registry:
             return (name, *stamp, problem, None, None, None, None, None, None)
         filters = [summary[key] for key in ("project", "category", "difficulty", "generator")]
         return (name, *stamp, problem, *filters, int(summary["hint"]), json.dumps(summary))
+
+    @staticmethod
+    def _upsert(db: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            db.executemany(f"INSERT OR REPLACE INTO tasks VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
     def _unknown(self, task_id: str) -> UnknownTaskError:
         close = difflib.get_close_matches(task_id, self.ids(), n=3, cutoff=0.6)
