@@ -113,10 +113,11 @@ class CLIGymEnv(gym.Env[str, str]):
         """Grade the container as the policy left it, then remove it."""
         assert self.sandbox is not None and self.task is not None
         try:
-            self.last_grade = result = grade(self.sandbox, self.task, partial_credit=self.partial_credit)
+            self.last_grade = result = grade(self.sandbox, self.task.tests, partial_credit=self.partial_credit)
         finally:
             self._end_sandbox()
-        info = {"tests": dict(result.tests), "resolved": result.resolved, "grading_error": result.error}
+        info = {"tests": dict(result.tests), "resolved": result.resolved,
+                "grading_error": result.run.error if result.run else ""}
         self._transcript.append(f"[episode over: reward {result.reward}]")
         return spaces.sanitize(observation), float(result.reward), not truncated, truncated, info
 

@@ -5,7 +5,9 @@ Every test session ends by checking that no cligym container is left behind.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from importlib import resources
 from pathlib import Path
 
@@ -25,7 +27,8 @@ def docker_client() -> docker.DockerClient:
     client = connect()
     bootstrap(client, log=lambda line: None)
     yield client
-    leftovers = client.containers.list(all=True, filters={"label": LABEL})
+    owner = f"cligym.owner={socket.gethostname()}:{os.getpid()}"  # other processes' containers are theirs
+    leftovers = client.containers.list(all=True, filters={"label": [LABEL, owner]})
     for container in leftovers:
         container.remove(force=True)
     assert not leftovers, f"tests left cligym containers behind: {[c.name for c in leftovers]}"

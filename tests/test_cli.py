@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from typer.testing import CliRunner
 
@@ -47,9 +49,11 @@ def test_default_registry_starts_with_the_examples(cligym_home):
     assert (cligym_home / "tasks" / "example-missing-module" / "task.toml").exists()
 
 
-def test_cleanup_removes_cligym_containers(docker_client):
-    box = Sandbox(BASE_IMAGE, task_id="cli-cleanup", client=docker_client).start()
-    result = runner.invoke(app, ["cleanup"])
-    assert result.exit_code == 0 and box.name in result.output
-    assert not docker_client.containers.list(all=True, filters={"name": box.name})
-    box.close()  # already gone: still fine
+def test_cleanup_removes_containers_of_crashed_runs(docker_client):
+    script = (f"import os; from cligym_env.runtime.sandbox import Sandbox; b = Sandbox({BASE_IMAGE!r}, task_id='cli')"
+              ".start(); print(b.name, flush=True); os._exit(1)")
+    name = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout.strip()
+    with Sandbox(BASE_IMAGE, task_id="cli-alive", client=docker_client) as alive:
+        result = runner.invoke(app, ["cleanup", "--stale"])
+        assert result.exit_code == 0 and name in result.output and alive.name not in result.output
+    assert not docker_client.containers.list(all=True, filters={"name": name})

@@ -33,3 +33,12 @@ def test_outcomes_and_node_ids():
 def test_bad_reports_raise_a_clear_error(bad):
     with pytest.raises(ReportError, match="JUnit report"):
         parse_junit(bad)
+
+
+def test_failure_texts_are_kept_for_issue_writing():
+    from cligym_env.grading import parse_junit_results
+
+    results = parse_junit_results(REPORT)
+    assert results["tests/test_app.py::TestGroup::test_fail[1.5-x]"].message == "assert 1 == 2"
+    assert results["tests/test_app.py::TestGroup::test_fail[1.5-x]"].details == "trace"
+    assert results["tests/test_app.py::test_ok"].message == ""

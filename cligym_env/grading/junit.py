@@ -8,6 +8,7 @@ else `classname::name`.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
@@ -17,29 +18,38 @@ class ReportError(ValueError):
     """The report is not JUnit XML."""
 
 
+@dataclass(frozen=True)
+class TestResult:
+    outcome: str
+    message: str = ""  # the failure's one-line message
+    details: str = ""  # the failure's full text (traceback), used to write issues from real errors
+
+
 def parse_junit(xml: bytes | str) -> dict[str, str]:
     """Map each test id in the report to its outcome."""
+    return {test: result.outcome for test, result in parse_junit_results(xml).items()}
+
+
+def parse_junit_results(xml: bytes | str) -> dict[str, TestResult]:
+    """Map each test id in the report to its outcome and failure text."""
     try:
         root = ElementTree.fromstring(xml)
     except ElementTree.ParseError as error:
         raise ReportError(f"the JUnit report is not valid XML: {error}") from None
     if root.tag not in ("testsuites", "testsuite"):
         raise ReportError(f"the JUnit report's root element is <{root.tag}>, expected <testsuites> or <testsuite>")
-    results: dict[str, str] = {}
-    for case in root.iter("testcase"):
-        results[_test_id(case)] = _outcome(case)
-    return results
+    return {_test_id(case): _result(case) for case in root.iter("testcase")}
 
 
-def _outcome(case: ElementTree.Element) -> str:
-    if case.find("failure") is not None:
-        return "failed"
-    if case.find("error") is not None:
-        return "error"
+def _result(case: ElementTree.Element) -> TestResult:
+    for tag, outcome in (("failure", "failed"), ("error", "error")):
+        element = case.find(tag)
+        if element is not None:
+            return TestResult(outcome, element.get("message", ""), element.text or "")
     skipped = case.find("skipped")
     if skipped is not None:
-        return "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
-    return "passed"
+        return TestResult("xfailed" if skipped.get("type") == "pytest.xfail" else "skipped", skipped.get("message", ""))
+    return TestResult("passed")
 
 
 def _test_id(case: ElementTree.Element) -> str:
