@@ -1,0 +1,152 @@
+"""`cligym generate --mode rules`: gold environment -> proposed breakages -> validation -> tasks in the registry.
+
+Resumable: every candidate's outcome is appended to a run log, and a restarted run skips what it already
+tried. Deduplicated: a task id is derived from (target, category, fail-to-pass set), so the same breakage
+found twice lands on the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import docker
+
+from cligym_env import paths
+from cligym_env.generator.issue import write_issue
+from cligym_env.generator.types import Breakage, GoldEnvironment
+from cligym_env.generator.validate import Rejected, Validated, validate
+from cligym_env.tasks import Metadata, Registry, Task
+
+
+@dataclass
+class Outcome:
+    """One candidate's fate, as logged and reported."""
+
+    project: str
+    operator: str
+    category: str
+    target: str
+    status: str  # accepted | rejected | duplicate
+    reason: str = ""
+    seconds: float = 0.0
+    task_ids: list[str] = field(default_factory=list)
+    image: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.project}|{self.operator}|{self.target}"
+
+
+class RunLog:
+    """Append-only JSONL of outcomes: the run's memory across interruptions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.outcomes = [Outcome(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()] \
+            if path.exists() else []
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock, self.path.open("a") as stream:
+            stream.write(json.dumps(outcome.__dict__) + "\n")
+            self.outcomes.append(outcome)
+
+    def tried(self) -> set[str]:
+        return {outcome.key for outcome in self.outcomes}
+
+
+def run_log_path(name: str) -> Path:
+    return paths.home() / "runs" / f"{name}.jsonl"
+
+
+def interleave(candidates: Sequence[Breakage], rng: random.Random) -> list[Breakage]:
+    """Round-robin over categories (shuffled within each) so a small budget still covers them all."""
+    by_category: dict[str, list[Breakage]] = {}
+    for candidate in candidates:
+        by_category.setdefault(candidate.category, []).append(candidate)
+    for group in by_category.values():
+        rng.shuffle(group)
+    ordered: list[Breakage] = []
+    while any(by_category.values()):
+        for category in sorted(by_category):
+            if by_category[category]:
+                ordered.append(by_category[category].pop())
+    return ordered
+
+
+def package(gold: GoldEnvironment, validated: Validated, *, seed: int) -> list[Task]:
+    """The no-hint and hint variants of one validated breakage; both share one image."""
+    breakage = validated.breakage
+    key = json.dumps([breakage.target, breakage.category, sorted(validated.tests.fail_to_pass)])
+    base_id = f"{gold.project}-{breakage.operator}-{hashlib.sha256(key.encode()).hexdigest()[:10]}".lower()
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tasks = []
+    for hint in (False, True):
+        metadata = Metadata(project=gold.project, category=breakage.category, difficulty=_difficulty(validated, hint),
+                            hint=hint, generator=f"rules:{breakage.operator}", created_at=created,
+                            extra={"target": breakage.target, "description": breakage.description,
+                                   "gold_image": gold.image, "project_version": gold.version})
+        tasks.append(Task(id=base_id + ("-hint" if hint else ""), instruction=write_issue(
+            gold.project, validated, hint=hint, seed=seed), environment=validated.environment, tests=validated.tests,
+            solution=breakage.solution, metadata=metadata))
+    return tasks
+
+
+def _difficulty(validated: Validated, hint: bool) -> str:
+    steps = validated.breakage.solution.count("\n") + 1
+    level = 0 if steps <= 2 else 1 if steps <= 5 else 2
+    return ("easy", "medium", "hard")[max(level - hint, 0)]
+
+
+def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: GoldEnvironment,
+                      candidates: Iterable[Breakage], log: RunLog, *, max_tasks: int, workers: int, seed: int,
+                      on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    """Validate candidates in parallel until `max_tasks` breakages are accepted; return this call's outcomes."""
+    tried = log.tried()
+    accepted = sum(o.status == "accepted" and o.project == gold.project for o in log.outcomes)
+    pending = iter([c for c in candidates if f"{gold.project}|{c.operator}|{c.target}" not in tried])
+    results: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        running: dict[Future, tuple[Breakage, float]] = {}
+        while True:
+            while len(running) < workers and accepted + len(running) < max_tasks:
+                candidate = next(pending, None)
+                if candidate is None:
+                    break
+                running[pool.submit(validate, client, gold, candidate)] = (candidate, time.monotonic())
+            if not running:
+                return results
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                candidate, started = running.pop(future)
+                outcome = Outcome(gold.project, candidate.operator, candidate.category, candidate.target, "rejected")
+                try:
+                    validated = future.result()
+                except Rejected as rejection:
+                    outcome.reason = rejection.reason
+                except Exception as error:  # one broken candidate must not end the run
+                    outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
+                else:
+                    tasks = package(gold, validated, seed=seed)
+                    outcome.image = validated.image
+                    if tasks[0].id in registry:
+                        outcome.status, outcome.reason = "duplicate", "same target, category and failing tests"
+                    else:
+                        for task in tasks:
+                            registry.add(task)
+                        outcome.status, outcome.task_ids = "accepted", [task.id for task in tasks]
+                        accepted += 1
+                outcome.seconds = round(time.monotonic() - started, 2)
+                log.add(outcome)
+                results.append(outcome)
+                on_outcome(outcome)

@@ -1,0 +1,89 @@
+"""Prove a candidate breakage is a real, stable, solvable task, or say why not.
+
+Every kept task passes all of: the broken image builds; gold-passing tests now fail (fail-to-pass) and the
+rest still pass (pass-to-pass); a second fresh container fails the same way (no flakiness); the oracle
+repair, run in a fresh broken container, makes every selected test pass; and the runner itself still works
+(unless the operator meant to break it and the error says so).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import docker
+
+from cligym_env.generator.types import Breakage, GoldEnvironment
+from cligym_env.grading import TestRun, run_tests
+from cligym_env.images.build import ImageBuildError, build_environment
+from cligym_env.runtime.sandbox import Sandbox
+from cligym_env.tasks.task import Environment, Tests
+
+REPAIR_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Validated:
+    """A candidate that passed every check, with what the task needs from the runs."""
+
+    breakage: Breakage
+    environment: Environment
+    image: str
+    tests: Tests  # fail_to_pass and pass_to_pass filled in
+    broken_run: TestRun  # the real failing run the issue text is written from
+
+
+class Rejected(Exception):
+    """A candidate failed a check; `reason` is a short key for the report, the message says more."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+
+
+def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment:
+    """The broken image is the gold image plus the recorded Dockerfile lines, nothing else."""
+    return Environment(f"FROM {gold.image}\n{breakage.dockerfile.strip()}\n", {}, gold.environment.network)
+
+
+def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Breakage) -> Validated:
+    environment = broken_environment(gold, breakage)
+    try:
+        image = build_environment(client, environment, what=f"{gold.project}/{breakage.operator}")
+    except ImageBuildError as error:
+        raise Rejected("build-failed", str(error)[-500:]) from None
+    gold_passing = set(gold.passing)
+
+    first = _run(client, image, gold, breakage)
+    if first.error and not breakage.extra.get("breaks_runner"):
+        raise Rejected("runner-broken", f"nothing ran: {first.error}; {first.output[-300:]}")
+    outcomes = first.outcomes
+    fail_to_pass = tuple(sorted(t for t in gold_passing if outcomes.get(t) != "passed"))
+    pass_to_pass = tuple(sorted(t for t in gold_passing if outcomes.get(t) == "passed"))
+    if not fail_to_pass:
+        raise Rejected("breaks-nothing", "every gold-passing test still passes")
+    if first.error and not first.output.strip():
+        raise Rejected("runner-broken", "the runner broke without any error message")
+
+    second = _run(client, image, gold, breakage)
+    if {t: second.outcomes.get(t) == "passed" for t in gold_passing} != {t: t in pass_to_pass for t in gold_passing}:
+        raise Rejected("flaky", "a second broken container gave different results")
+
+    tests = replace(gold.tests, fail_to_pass=fail_to_pass, pass_to_pass=pass_to_pass)
+    repaired = _run(client, image, gold, breakage, repair=True)
+    still_failing = [t for t in tests.selected if repaired.outcomes.get(t) != "passed"]
+    if still_failing:
+        raise Rejected("oracle-failed", f"{len(still_failing)} selected tests fail after the repair, "
+                                        f"e.g. {still_failing[0]}; {repaired.error or repaired.output[-300:]}")
+    return Validated(breakage, environment, image, tests, first)
+
+
+def _run(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage,
+         repair: bool = False) -> TestRun:
+    with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
+        if repair:
+            script = f"bash <<'CLIGYM_REPAIR_EOF'\n{breakage.solution.rstrip()}\nCLIGYM_REPAIR_EOF"
+            result = sandbox.run(script, timeout=REPAIR_TIMEOUT)
+            if result.exit_code != 0:
+                raise Rejected("oracle-failed", f"the repair script exited with {result.exit_code}: "
+                                                f"{result.output[-400:]}")
+        return run_tests(sandbox, gold.tests)
