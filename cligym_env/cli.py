@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -106,5 +108,7 @@ def demo(registry: Optional[Path] = RegistryOption) -> None:
         raise typer.Exit(1)
 
 
-def main() -> None:
-    app()
+@app.callback()
+def _on_start() -> None:
+    # A SIGTERM (a scheduler stopping the job) becomes a normal exit, so atexit removes open containers.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

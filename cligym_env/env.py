@@ -17,7 +17,7 @@ from cligym_env import spaces
 from cligym_env.grading import Grade, grade
 from cligym_env.images import build_environment
 from cligym_env.runtime.docker_client import connect
-from cligym_env.runtime.sandbox import Limits, Sandbox
+from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
 from cligym_env.runtime.shell import CommandResult
 from cligym_env.tasks import Task
 from cligym_env.tasks.registry import Registry
@@ -69,6 +69,7 @@ class CLIGymEnv(gym.Env[str, str]):
     def client(self) -> docker.DockerClient:
         if self._client is None:  # made lazily, in the worker process when vectorised
             self._client = connect()
+            cleanup(self._client, stale_only=True)  # containers of runs on this host that were killed
         return self._client
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:

@@ -77,3 +77,23 @@ def test_cleanup_removes_containers_of_crashed_runs(docker_client):
         assert name in removed and alive.name not in removed
     assert not docker_client.containers.list(all=True, filters={"name": name})
     assert os.getpid()  # this process, the owner of `alive`, was left alone above
+
+
+def test_sigterm_to_the_cli_leaves_no_container(docker_client, tmp_path):
+    """A job stopped by its scheduler (SIGTERM) still removes its containers."""
+    import signal
+    import time
+
+    marker = tmp_path / "started"
+    script = (f"import time, pathlib; from cligym_env.cli import _on_start; _on_start(); "
+              f"from cligym_env.runtime.sandbox import Sandbox; b = Sandbox({BASE_IMAGE!r}, task_id='sigterm').start(); "
+              f"pathlib.Path({str(marker)!r}).write_text(b.name); time.sleep(60)")
+    process = subprocess.Popen([sys.executable, "-c", script])
+    for _ in range(100):
+        if marker.exists() and marker.read_text():
+            break
+        time.sleep(0.1)
+    name = marker.read_text()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 128 + signal.SIGTERM
+    assert not docker_client.containers.list(all=True, filters={"name": name})

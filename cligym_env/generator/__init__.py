@@ -1,0 +1,1 @@
+"""The task generator: gold environments from real projects, inversion operators, validation, packaging."""
