@@ -14,10 +14,11 @@ from pathlib import Path
 import docker
 import pytest
 
-from cligym_env.images import bootstrap
+from cligym_env.generator.types import GoldEnvironment, GoldProbe
+from cligym_env.images import bootstrap, build_environment
 from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import LABEL
-from cligym_env.tasks.registry import Registry
+from cligym_env.tasks import Environment, Registry, Tests, load_task
 
 EXAMPLES = Path(str(resources.files("cligym_env.tasks").joinpath("examples")))
 
@@ -52,3 +53,35 @@ def example_registry(tmp_path: Path) -> Registry:
 @pytest.fixture(scope="session")
 def python_image(docker_client: docker.DockerClient) -> str:
     return "cligym/python:bookworm"
+
+
+@pytest.fixture(scope="session")
+def gold(docker_client: docker.DockerClient) -> GoldEnvironment:
+    """The examples' project before its breakage line: a healthy environment whose 5 tests pass."""
+    example = load_task(EXAMPLES / "example-missing-module")
+    dockerfile = example.environment.dockerfile.split("# ... and what broke it.")[0]
+    environment = Environment(dockerfile, example.environment.files)
+    image = build_environment(docker_client, environment, what="inventory gold")
+    tests = Tests(command=example.tests.command, files=example.tests.files, directory=example.tests.directory)
+    probe = GoldProbe(python="/opt/venv/bin/python", python_version="3.11", site_packages="", stdlib="/usr/lib/python3.11",
+                      project_module="inventory", distributions=(), test_imports=("inventory",), extension_modules=(),
+                      shared_libraries=(), wheelhouse="/opt/wheelhouse", apt_archives="/var/cache/apt/archives")
+    return GoldEnvironment("inventory", "1.0", image, environment, tests, tuple(sorted(example.tests.selected)), probe)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama built locally (no hub): real weights and tokenizer, garbage replies."""
+    from cligym_env.llm import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("llm") / "tiny-llama")
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_model: Path):
+    """The real vLLM offline engine on the tiny model, shared by every test that needs one."""
+    from cligym_env.llm import make_client
+
+    client = make_client(str(tiny_model), max_model_len=2048, dtype="float32", kv_cache_gib=0.5, enforce_eager=True)
+    yield client
+    client.close()

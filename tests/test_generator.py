@@ -12,29 +12,9 @@ import pytest
 
 from cligym_env.generator.pipeline import RunLog, generate_for_gold, interleave
 from cligym_env.generator.report import build_report, to_markdown, write_report
-from cligym_env.generator.types import Breakage, GoldEnvironment, GoldProbe
+from cligym_env.generator.types import Breakage
 from cligym_env.generator.validate import Rejected, validate
-from cligym_env.images import build_environment
-from cligym_env.tasks import Environment, Registry, load_task
-from tests.conftest import EXAMPLES
-
-PROBE = GoldProbe(python="/opt/venv/bin/python", python_version="3.11", site_packages="", stdlib="/usr/lib/python3.11",
-                  project_module="inventory", distributions=(), test_imports=("inventory",), extension_modules=(),
-                  shared_libraries=(), wheelhouse="/opt/wheelhouse", apt_archives="/var/cache/apt/archives")
-
-
-@pytest.fixture(scope="module")
-def gold(docker_client) -> GoldEnvironment:
-    """The example project before its breakage line: a healthy environment whose 5 tests pass."""
-    example = load_task(EXAMPLES / "example-missing-module")
-    dockerfile = example.environment.dockerfile.split("# ... and what broke it.")[0]
-    environment = Environment(dockerfile, example.environment.files)
-    image = build_environment(docker_client, environment, what="inventory gold")
-    tests = example.tests.__class__(command=example.tests.command, files=example.tests.files,
-                                    directory=example.tests.directory)
-    passing = tuple(sorted(example.tests.selected))
-    return GoldEnvironment("inventory", "1.0", image, environment, tests, passing, PROBE)
-
+from cligym_env.tasks import Registry
 
 def breakage(operator: str, dockerfile: str, solution: str, category: str = "other", **extra: str) -> Breakage:
     return Breakage(operator, category, f"target-{operator}", f"{operator} for the test", dockerfile, solution,

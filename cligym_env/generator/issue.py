@@ -23,6 +23,16 @@ _CLOSINGS = [
     "Please find what is broken and fix it; don't change the tests. The machine has no network access.",
 ]
 MAX_TRACE_LINES = 30
+CATEGORY_HINTS = {
+    "file-system": "The problem is in the files on disk: something is missing, damaged or has the wrong mode.",
+    "infrastructure": "The problem is in how the interpreter or its tools are set up and started on this machine.",
+    "dependencies-runtime": "The problem is in the installed packages the project depends on.",
+    "network-security": "The problem is in the system's name resolution, protocol or certificate configuration.",
+    "source-logic": "The project's installed code does not match the released package.",
+    "compatibility": "Something installed does not match the versions the project was built and tested with.",
+    "concurrency": "The problem shows where the code uses threads, processes, locks or system limits.",
+    "other": "The problem is outside the project's own code; compare the machine with a clean installation.",
+}
 
 
 def write_issue(project: str, validated: Validated, *, hint: bool, seed: int = 0) -> str:
@@ -52,8 +62,8 @@ def write_issue(project: str, validated: Validated, *, hint: bool, seed: int = 0
         "",
         rng.choice(_CLOSINGS),
     ]
-    if hint and validated.breakage.hint:
-        parts += ["", f"Hint: {validated.breakage.hint}"]
+    if hint:
+        parts += ["", f"Hint: {validated.breakage.hint or CATEGORY_HINTS[validated.breakage.category]}"]
     return "\n".join(parts) + "\n"
 
 

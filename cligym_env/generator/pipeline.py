@@ -40,6 +40,7 @@ class Outcome:
     seconds: float = 0.0
     task_ids: list[str] = field(default_factory=list)
     image: str = ""
+    tokens: int = 0  # LLM tokens spent on this candidate (agentic mode)
 
     @property
     def key(self) -> str:
@@ -84,21 +85,23 @@ def interleave(candidates: Sequence[Breakage], rng: random.Random) -> list[Break
     return ordered
 
 
-def package(gold: GoldEnvironment, validated: Validated, *, seed: int) -> list[Task]:
-    """The no-hint and hint variants of one validated breakage; both share one image."""
+def package(gold: GoldEnvironment, validated: Validated, *, seed: int,
+            instructions: tuple[str, str] | None = None, generator: str = "") -> list[Task]:
+    """The no-hint and hint variants of one validated breakage (issue texts given, or rule-written); one image."""
     breakage = validated.breakage
     key = json.dumps([breakage.target, breakage.category, sorted(validated.tests.fail_to_pass)])
     base_id = f"{gold.project}-{breakage.operator}-{hashlib.sha256(key.encode()).hexdigest()[:10]}".lower()
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tasks = []
     for hint in (False, True):
+        instruction = instructions[hint] if instructions else write_issue(gold.project, validated, hint=hint, seed=seed)
         metadata = Metadata(project=gold.project, category=breakage.category, difficulty=_difficulty(validated, hint),
-                            hint=hint, generator=f"rules:{breakage.operator}", created_at=created,
+                            hint=hint, generator=generator or f"rules:{breakage.operator}", created_at=created,
                             extra={"target": breakage.target, "description": breakage.description,
                                    "gold_image": gold.image, "project_version": gold.version})
-        tasks.append(Task(id=base_id + ("-hint" if hint else ""), instruction=write_issue(
-            gold.project, validated, hint=hint, seed=seed), environment=validated.environment, tests=validated.tests,
-            solution=breakage.solution, metadata=metadata))
+        tasks.append(Task(id=base_id + ("-hint" if hint else ""), instruction=instruction,
+                          environment=validated.environment, tests=validated.tests, solution=breakage.solution,
+                          metadata=metadata))
     return tasks
 
 
@@ -106,6 +109,17 @@ def _difficulty(validated: Validated, hint: bool) -> str:
     steps = validated.breakage.solution.count("\n") + 1
     level = 0 if steps <= 2 else 1 if steps <= 5 else 2
     return ("easy", "medium", "hard")[max(level - hint, 0)]
+
+
+def store(registry: Registry, outcome: Outcome, validated: Validated, tasks: list[Task]) -> None:
+    """Add a validated candidate's tasks unless the same breakage is already there; update its outcome."""
+    outcome.image = validated.image
+    if tasks[0].id in registry:
+        outcome.status, outcome.reason = "duplicate", "same target, category and failing tests"
+        return
+    for task in tasks:
+        registry.add(task)
+    outcome.status, outcome.task_ids = "accepted", [task.id for task in tasks]
 
 
 def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: GoldEnvironment,
@@ -137,15 +151,8 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 except Exception as error:  # one broken candidate must not end the run
                     outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
                 else:
-                    tasks = package(gold, validated, seed=seed)
-                    outcome.image = validated.image
-                    if tasks[0].id in registry:
-                        outcome.status, outcome.reason = "duplicate", "same target, category and failing tests"
-                    else:
-                        for task in tasks:
-                            registry.add(task)
-                        outcome.status, outcome.task_ids = "accepted", [task.id for task in tasks]
-                        accepted += 1
+                    store(registry, outcome, validated, package(gold, validated, seed=seed))
+                    accepted += outcome.status == "accepted"
                 outcome.seconds = round(time.monotonic() - started, 2)
                 log.add(outcome)
                 results.append(outcome)

@@ -1,7 +1,7 @@
 """A tiny random-weight Llama with a real tokenizer and chat template.
 
 No model hub is reachable here, yet the LLM layer, the policies and the demo
-must run a real engine end to end: this builds a ~1 MB model locally that
+must run a real engine end to end: this builds a ~2 MB model locally that
 exercises the same code paths as a real checkpoint (it only talks nonsense).
 """
 
