@@ -108,6 +108,28 @@ def demo(registry: Optional[Path] = RegistryOption) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def generate(project: list[str] = typer.Option(None, "--project", "-p", help="PyPI project (repeatable; default: "
+                                               "the shipped list)."),
+             mode: str = typer.Option("rules", help="rules (inversion operators) or agentic (an LLM agent)."),
+             max_tasks: int = typer.Option(20, help="Valid breakages to keep per project (rules mode)."),
+             categories: str = typer.Option("", help="Comma-separated categories to draw from (default: all)."),
+             workers: int = typer.Option(2, help="Candidates validated (or inversions run) at a time."),
+             seed: int = typer.Option(0, help="Seed for sampling candidates; a rerun with it resumes."),
+             llm: Optional[str] = typer.Option(None, help="Agentic mode: a local model folder (vLLM) or an "
+                                               "OpenAI-compatible URL."),
+             proposals: int = typer.Option(10, help="Agentic mode: proposals to try per project."),
+             registry: Optional[Path] = RegistryOption) -> None:
+    """Mint tasks by environment inversion from real projects, validate them, and add them to the registry."""
+    from cligym_env.generator.command import run_generate
+
+    if mode not in ("rules", "agentic"):
+        raise typer.BadParameter(f"--mode {mode!r}: use rules or agentic")
+    run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
+                 categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
+                 proposals=proposals, console=console)
+
+
 @app.callback()
 def _on_start() -> None:
     # A SIGTERM (a scheduler stopping the job) becomes a normal exit, so atexit removes open containers.
