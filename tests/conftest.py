@@ -77,9 +77,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("llm") / "tiny-llama")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def vllm_engine(tiny_model: Path):
-    """The real vLLM offline engine on the tiny model, shared by every test that needs one."""
+    """The real vLLM offline engine on the tiny model; one per module, so two engines never run at once."""
     from cligym_env.llm import make_client
 
     client = make_client(str(tiny_model), max_model_len=2048, dtype="float32", kv_cache_gib=0.5, enforce_eager=True)
