@@ -45,3 +45,21 @@ def test_bootstrap_is_idempotent(docker_client):
     lines: list[str] = []
     assert bootstrap(docker_client, log=lines.append) == [BASE_IMAGE, PYTHON_IMAGE]
     assert lines == []  # both images exist: nothing is built again
+
+
+def test_missing_base_is_rebuilt_from_its_saved_recipe(docker_client, cligym_home):
+    """A task FROM a gold image this host lacks: the gold image is rebuilt from $CLIGYM_HOME/gold first."""
+    gold_tag = "cligym/gold-recipe-test:1"
+    recipe = cligym_home / "gold" / "demo-1.0"
+    (recipe / "environment").mkdir(parents=True)
+    (recipe / "gold.toml").write_text(f'project = "demo"\nimage = "{gold_tag}"\n')
+    (recipe / "environment" / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nCOPY healthy.txt /healthy.txt\n")
+    (recipe / "environment" / "healthy.txt").write_text("gold")
+    task_environment = Environment(f"FROM {gold_tag}\nRUN echo broken > /healthy.txt\n")
+    try:
+        tag = build_environment(docker_client, task_environment, what="task demo-broken")
+        assert docker_client.containers.run(tag, ["cat", "/healthy.txt"], remove=True) == b"broken\n"
+        assert docker_client.containers.run(gold_tag, ["cat", "/healthy.txt"], remove=True) == b"gold"
+    finally:
+        for image in (environment_tag(task_environment), gold_tag):
+            docker_client.images.remove(image, force=True)

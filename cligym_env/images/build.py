@@ -14,6 +14,7 @@ from typing import Callable, Mapping
 import docker
 from docker.errors import BuildError, ImageNotFound
 
+from cligym_env.images.recipes import find_recipe
 from cligym_env.tasks.task import Environment
 
 
@@ -39,10 +40,16 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
     if image_exists(client, tag):
         return tag
     for base in re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", dockerfile, flags=re.M | re.I):
-        if base != "scratch" and not image_exists(client, base):
+        if base == "scratch" or image_exists(client, base):
+            continue
+        recipe = find_recipe(base)
+        if recipe:  # e.g. a gold image: rebuilt from the recipe saved beside the registry
+            build_image(client, base, *recipe, log=log, what=f"{base} (from its saved recipe)")
+        else:
             raise ImageBuildError(
                 f"{what}: its Dockerfile starts FROM {base}, which is not on this Docker host and no registry is "
-                "reachable. Build it first (`cligym images bootstrap` for cligym/base and cligym/python).")
+                "reachable, nor is a recipe for it saved under $CLIGYM_HOME/gold. Build it first (`cligym images "
+                "bootstrap` for cligym/base and cligym/python; `cligym generate` for gold images).")
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as archive:
         for name, data in {**files, "Dockerfile": dockerfile.encode()}.items():
