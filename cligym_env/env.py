@@ -12,13 +12,14 @@ from typing import Any, Sequence
 
 import docker
 import gymnasium as gym
+from docker.errors import DockerException
 
 from cligym_env import spaces
 from cligym_env.grading import Grade, grade
 from cligym_env.images import build_environment
 from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
-from cligym_env.runtime.shell import CommandResult
+from cligym_env.runtime.shell import CommandResult, ShellError
 from cligym_env.tasks import Task
 from cligym_env.tasks.registry import Registry
 
@@ -101,7 +102,14 @@ class CLIGymEnv(gym.Env[str, str]):
         self.steps += 1
         if action.strip() == SUBMIT:
             return self._finish("submitted", truncated=False)
-        self.last_result = result = self.sandbox.run(action, timeout=self.command_timeout)
+        try:
+            self.last_result = result = self.sandbox.run(action, timeout=self.command_timeout)
+        except (DockerException, ShellError) as error:  # the container itself is gone (OOM, killed from outside)
+            self._end_sandbox()
+            info = {"exit_code": None, "timed_out": False, "output_truncated": False, "shell_restarted": False,
+                    "tests": {}, "resolved": False, "grading_error": f"the container stopped: {error}"}
+            return spaces.sanitize(f"[cligym: the container stopped; the episode is over: {error}]"), 0.0, True, \
+                False, info
         self._transcript += [f"$ {action}", result.output]
         info = {"exit_code": result.exit_code, "timed_out": result.timed_out,
                 "output_truncated": result.output_truncated, "shell_restarted": result.shell_restarted}

@@ -135,3 +135,13 @@ def test_async_vector_env(example_registry, docker_client):
         assert list(rewards) == [0.0, 1.0] and all(terminated)
     finally:
         envs.close()
+
+
+def test_a_container_killed_from_outside_ends_the_episode_cleanly(env, docker_client):
+    env.reset(seed=0, options={"task_id": "example-bad-permission"})
+    docker_client.containers.get(env.unwrapped.container_name).kill()
+    observation, reward, terminated, truncated, info = env.step("ls")
+    assert terminated and reward == 0.0 and "container stopped" in observation
+    assert "container stopped" in info["grading_error"]
+    env.reset(seed=0)  # the next episode works
+    assert env.step("echo ok")[0] == "ok\n"

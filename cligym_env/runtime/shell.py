@@ -68,14 +68,12 @@ class PersistentShell:
         self._sock: socket.socket | None = None
         self._frames = bytearray()
         self.pid = 0
-        self.restarts = 0
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self, clean: bool = False) -> None:
         """Start bash with the image's environment, as `docker exec` gives it (`$BASH_ENV` honoured)."""
         env = {**SHELL_ENV, "BASH_ENV": ""} if clean else SHELL_ENV
         exec_id = self.api.exec_create(self.container_id, ["bash"], stdin=True, tty=False, environment=env)["Id"]
-        self._exec_id = exec_id
         self._sock = self.api.exec_start(exec_id, socket=True)._sock
         self._frames.clear()
         # The set-up line answers like a command does, with the shell's pid in place of an exit code.
@@ -135,7 +133,6 @@ class PersistentShell:
         self._close_socket()
         if self.pid:
             self.api.exec_start(self.api.exec_create(self.container_id, ["bash", "-c", f"kill -9 {self.pid}"])["Id"])
-        self.restarts += 1
         self.start()
 
     def _exchange(self, text: str, timeout: float) -> CommandResult:
