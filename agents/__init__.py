@@ -1,0 +1,6 @@
+"""Agents for `CLIGym-v0`: policies, lock-step rollouts (local or Ray), evaluation, curation and SFT export.
+
+`trajectory` (the one record type) - `policy` (the batched protocol) - `prompt` (the conversation format) -
+`baselines` / `llm_policy` / `policies` (oracle, noop, random, vllm, openai) - `episode` / `rollout` /
+`ray_rollout` - `evaluate` (pass@k) - `curate` - `sft` - `cli` (`register(app)` adds the commands).
+"""

@@ -1,20 +1,25 @@
-"""What a policy is: given the trajectories of its running episodes, the next command for each.
+"""What a policy is: given the trajectories of its running episodes, the next reply for each.
 
 Batched on purpose: an LLM policy answers every active environment with one generate call.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import NamedTuple, Protocol, Sequence
 
-from agents.trajectory import Trajectory
+from agents.trajectory import Trajectory, Turn
 
 SUBMIT = "submit"  # the action that ends an episode (same as cligym_env.env.SUBMIT)
+
+
+class Reply(NamedTuple):
+    text: str  # the assistant message, as said (see agents/prompt.py for the format)
+    turn: Turn  # what it asks to run (None when malformed) and what it cost
 
 
 class Policy(Protocol):
     name: str
 
-    def act(self, trajectories: Sequence[Trajectory]) -> list[str]:
-        """One command (or `submit`) per trajectory, in order."""
+    def act(self, trajectories: Sequence[Trajectory]) -> list[Reply]:
+        """One reply per trajectory, in order."""
         ...

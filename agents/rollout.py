@@ -1,31 +1,159 @@
-"""Run a policy through `CLIGym-v0` episodes and record each as a `Trajectory`."""
+"""Run a policy through `CLIGym-v0` episodes: one at a time, or over a pool of M environments in lock-step.
+
+Lock-step: each round makes ONE `policy.act` call for every running episode (one batched generate for an LLM),
+then runs the commands in parallel threads (Docker work is I/O), starting the next queued episode on any env whose
+episode just ended. Finished trajectories are appended to a JSONL file at once, so a restart resumes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
 
 import gymnasium as gym
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agents.policy import SUBMIT, Policy
-from agents.trajectory import Step, Trajectory
+from agents.episode import Episode
+from agents.policy import Policy, Reply
+from agents.trajectory import Trajectory, append_jsonl, read_jsonl
+from cligym_env.env import CLIGymEnv
+from cligym_env.tasks.registry import Registry
 
 
-def run_episode(env: gym.Env, policy: Policy, *, task_id: str | None = None, seed: int | None = None) -> Trajectory:
+def run_episode(env: gym.Env, policy: Policy, *, task_id: str | None = None, seed: int | None = None,
+                max_turns: int = 50) -> Trajectory:
     """One episode, start to grade. The environment's container is gone when this returns."""
-    options: dict[str, Any] = {"task_id": task_id} if task_id else {}
-    instruction, info = env.reset(seed=seed, options=options)
-    trajectory = Trajectory(task_id=info["task_id"], instruction=instruction, policy=policy.name)
-    while not trajectory.done:
-        command = policy.act([trajectory])[0]
-        observation, reward, terminated, truncated, info = env.step(command)
-        if command.strip() == SUBMIT:
-            trajectory.submitted = True
-        else:
-            last = env.unwrapped.last_result
-            trajectory.steps.append(Step(command, observation, info["exit_code"], last.duration if last else 0.0,
-                                         info["timed_out"], info["output_truncated"]))
-        if terminated or truncated:
-            trajectory.reward = float(reward)
-            trajectory.resolved = bool(info.get("resolved"))
-            trajectory.tests = dict(info.get("tests", {}))
-    return trajectory
+    episode = Episode.start(env, policy, task_id, seed=seed, max_turns=max_turns)
+    while not episode.trajectory.done:
+        episode.apply(policy.act([episode.trajectory])[0])
+    return episode.trajectory
+
+
+@dataclass
+class RolloutStats:
+    episodes: int = 0  # finished by this run
+    skipped: int = 0  # already in the output file
+    rounds: int = 0  # lock-step rounds, one policy.act call each
+    wall_s: float = 0.0  # from the first reset to the last grade (image builds excluded)
+    env_s: float = 0.0  # waiting on resets, commands and grading
+    policy_s: float = 0.0  # inside policy.act
+    rewards: list[float] = field(default_factory=list)
+
+    @property
+    def episodes_per_minute(self) -> float:
+        return 60 * self.episodes / self.wall_s if self.wall_s else 0.0
+
+
+class EnvPool:
+    """M environments kept busy by one policy; reused across batches of episodes (e.g. by a Ray worker)."""
+
+    def __init__(self, envs: Sequence[gym.Env], policy: Policy, *, max_turns: int = 30,
+                 output_limit: int = 4000) -> None:
+        self.envs, self.policy = list(envs), policy
+        self.max_turns, self.output_limit = max_turns, output_limit
+        self._threads = ThreadPoolExecutor(len(self.envs), thread_name_prefix="cligym-env")
+        for env in self.envs:  # connect now: connecting sweeps stale containers, which races removals mid-run
+            env.unwrapped.client  # noqa: B018  (connects on first access)
+
+    def prepare(self, task_ids: Sequence[str]) -> None:
+        """Build the task images once, before M environments would each build them at the same time."""
+        env = self.envs[0].unwrapped
+        for task_id in task_ids:
+            env.image_for(env.registry.get(task_id))
+
+    def run(self, pairs: Sequence[tuple[str, int]], on_done: Callable[[Trajectory], None],
+            stats: RolloutStats) -> None:
+        """Play every (task_id, episode index) in `pairs`; `on_done` gets each trajectory as its episode ends."""
+        queue = deque(pairs)
+        running: list[Episode | None] = [None] * len(self.envs)
+        started = time.monotonic()
+
+        def advance(slot: int, reply: Reply | None) -> Trajectory | None:
+            finished, episode = None, running[slot]
+            if episode is not None and reply is not None:
+                episode.apply(reply)
+                if episode.trajectory.done:
+                    finished, running[slot] = episode.trajectory, None
+            if running[slot] is None:
+                try:
+                    task_id, index = queue.popleft()  # atomic: threads never get the same pair
+                except IndexError:
+                    return finished
+                running[slot] = Episode.start(self.envs[slot], self.policy, task_id, episode=index,
+                                              max_turns=self.max_turns, output_limit=self.output_limit)
+            return finished
+
+        replies: list[Reply | None] = [None] * len(self.envs)
+        while True:
+            tick = time.monotonic()
+            futures = [self._threads.submit(advance, slot, reply) for slot, reply in enumerate(replies)]
+            errors = [error for error in (future.exception() for future in futures) if error is not None]
+            for finished in (future.result() for future in futures if future.exception() is None):
+                if finished is not None:  # saved even when another env failed this round
+                    stats.episodes += 1
+                    stats.rewards.append(finished.reward or 0.0)
+                    on_done(finished)
+            stats.env_s += time.monotonic() - tick
+            if errors:
+                raise errors[0]
+            active = {slot: episode for slot, episode in enumerate(running) if episode is not None}
+            if not active:
+                break
+            tick = time.monotonic()
+            answers = self.policy.act([episode.trajectory for episode in active.values()])
+            stats.policy_s += time.monotonic() - tick
+            stats.rounds += 1
+            replies = [None] * len(self.envs)
+            for slot, answer in zip(active, answers):
+                replies[slot] = answer
+        stats.wall_s += time.monotonic() - started
+
+    def close(self) -> None:
+        """Close every env (removing any container still running), in parallel."""
+        list(self._threads.map(lambda env: env.close(), self.envs))
+        self._threads.shutdown()
+
+
+def pending(task_ids: Sequence[str], episodes: int, out: Path) -> tuple[list[tuple[str, int]], int]:
+    """(task_id, episode index) pairs not yet in `out`, episode-major; and how many were already there."""
+    finished = {(t.task_id, t.episode) for t in read_jsonl(out)}
+    wanted = [(task_id, index) for index in range(episodes) for task_id in task_ids]
+    todo = [pair for pair in wanted if pair not in finished]
+    return todo, len(wanted) - len(todo)
+
+
+def rollout(policy: Policy, task_ids: Sequence[str], episodes: int, *, out: Path, envs: int = 4,
+            registry: Registry | None = None, env_factory: Callable[[], gym.Env] | None = None,
+            max_turns: int = 30, output_limit: int = 4000, command_timeout: float = 60.0,
+            progress: bool = True) -> RolloutStats:
+    """`episodes` attempts at each task over `envs` environments, appended to `out` (JSONL) as they finish."""
+    todo, skipped = pending(task_ids, episodes, out)
+    stats = RolloutStats(skipped=skipped)
+    if not todo:
+        return stats
+    registry = registry or Registry.default()
+    factory = env_factory or (lambda: CLIGymEnv(registry, task_ids=task_ids, max_steps=max_turns + 1,
+                                                 command_timeout=command_timeout))
+    pool = EnvPool([factory() for _ in range(min(envs, len(todo)))], policy, max_turns=max_turns,
+                   output_limit=output_limit)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), disable=not progress)
+    try:
+        pool.prepare(sorted({task_id for task_id, _ in todo}))
+        with bar:
+            job = bar.add_task(f"{policy.name} rollouts", total=len(todo))
+
+            def done(trajectory: Trajectory) -> None:
+                append_jsonl(out, [trajectory])
+                mean = sum(stats.rewards) / len(stats.rewards)
+                bar.update(job, advance=1, description=f"{policy.name} rollouts, mean reward {mean:.2f}")
+
+            pool.run(todo, done, stats)
+    finally:
+        pool.close()
+    return stats

@@ -100,11 +100,13 @@ def tasks_show(task_id: str, as_json: bool = typer.Option(False, "--json", help=
 
 
 @app.command()
-def demo(registry: Optional[Path] = RegistryOption) -> None:
-    """The main job end to end: bootstrap images, then the oracle and a no-op on every task, as a table."""
+def demo(project: str = typer.Option("iniconfig", help="PyPI project to mint tasks from ('' to skip)."),
+         max_tasks: int = typer.Option(6, help="Breakages to mint from it."),
+         registry: Optional[Path] = RegistryOption) -> None:
+    """The main job end to end: images, a gold environment, minted tasks, then oracle and no-op on every task."""
     from cligym_env.demo import run_demo
 
-    if not run_demo(_registry(registry), console):
+    if not run_demo(_registry(registry), console, project=project, max_tasks=max_tasks):
         raise typer.Exit(1)
 
 
@@ -128,6 +130,16 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
     run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
                  categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
                  proposals=proposals, console=console)
+
+
+def _register_agent_commands() -> None:
+    """rollout, eval, curate and export-sft live with the agents they drive."""
+    from agents.cli import register
+
+    register(app)
+
+
+_register_agent_commands()
 
 
 @app.callback()

@@ -23,13 +23,18 @@ from cligym_env.tasks import Environment, Registry, Tests, load_task
 EXAMPLES = Path(str(resources.files("cligym_env.tasks").joinpath("examples")))
 
 
+def own_containers(client: docker.DockerClient) -> list:
+    """Containers this test process opened and still has (other processes' containers are theirs)."""
+    owner = f"cligym.owner={socket.gethostname()}:{os.getpid()}"
+    return client.containers.list(all=True, filters={"label": [LABEL, owner]}, ignore_removed=True)
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
     client = connect()
     bootstrap(client, log=lambda line: None)
     yield client
-    owner = f"cligym.owner={socket.gethostname()}:{os.getpid()}"  # other processes' containers are theirs
-    leftovers = client.containers.list(all=True, filters={"label": [LABEL, owner]})
+    leftovers = own_containers(client)
     for container in leftovers:
         container.remove(force=True)
     assert not leftovers, f"tests left cligym containers behind: {[c.name for c in leftovers]}"

@@ -11,8 +11,8 @@ import pytest
 from cligym_env.generator.agentic.run import generate_agentic
 from cligym_env.generator.pipeline import RunLog
 from cligym_env.llm import Completion, Message, SamplingSettings, Usage
-from cligym_env.runtime.sandbox import LABEL
 from cligym_env.tasks import Registry
+from tests.conftest import own_containers
 
 PROPOSAL = {
     "name": "Money formatting dependency went missing",
@@ -62,8 +62,7 @@ class ScriptedModel:
 
 
 def no_containers_left(docker_client) -> bool:
-    return not [c for c in docker_client.containers.list(all=True, filters={"label": LABEL})
-                if c.labels.get("cligym.task", "").startswith(("invert-", "gen-"))]
+    return not own_containers(docker_client)
 
 
 def test_scripted_transcript_makes_a_validated_task(docker_client, gold, tmp_path):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cligym_env.images import BASE_IMAGE, PYTHON_IMAGE, ImageBuildError, bootstrap, build_environment, environment_tag
+from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.tasks import Environment
+
+
+def read_from_image(client, image: str, path: str) -> bytes | None:
+    with Sandbox(image, client=client) as sandbox:
+        return sandbox.read_file(path)
 
 
 def test_tag_follows_content():
@@ -26,7 +32,7 @@ def test_build_once_then_cached(docker_client):
     logs.clear()
     assert build_environment(docker_client, environment, log=logs.append) == tag
     assert not logs, "the second call reuses the image"
-    assert docker_client.containers.run(tag, ["cat", "/hello.txt"], remove=True) == b"hi from test"
+    assert read_from_image(docker_client, tag, "/hello.txt") == b"hi from test"
     docker_client.images.remove(tag, force=True)
 
 
@@ -58,8 +64,8 @@ def test_missing_base_is_rebuilt_from_its_saved_recipe(docker_client, cligym_hom
     task_environment = Environment(f"FROM {gold_tag}\nRUN echo broken > /healthy.txt\n")
     try:
         tag = build_environment(docker_client, task_environment, what="task demo-broken")
-        assert docker_client.containers.run(tag, ["cat", "/healthy.txt"], remove=True) == b"broken\n"
-        assert docker_client.containers.run(gold_tag, ["cat", "/healthy.txt"], remove=True) == b"gold"
+        assert read_from_image(docker_client, tag, "/healthy.txt") == b"broken\n"
+        assert read_from_image(docker_client, gold_tag, "/healthy.txt") == b"gold"
     finally:
         for image in (environment_tag(task_environment), gold_tag):
             docker_client.images.remove(image, force=True)

@@ -142,7 +142,7 @@ def cleanup(client: docker.DockerClient | None = None, *, stale_only: bool = Fal
     """Remove cligym containers: all of them, or only those whose owning process on this host is gone."""
     client = client or connect()
     removed = []
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
+    for container in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         if stale_only and _owner_alive(container.labels.get("cligym.owner", "")):
             continue
         try:
