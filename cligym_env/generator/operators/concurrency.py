@@ -1,0 +1,81 @@
+"""Concurrency: resource limits, signal dispositions and start methods imposed on every Python process by a
+start-up hook, and multiprocessing's compiled modules damaged.
+
+RLIMIT_NPROC is left out: it does not bind root, which the container runs as.
+"""
+
+from __future__ import annotations
+
+import random
+
+from cligym_env.generator.operators._base import APT, NO_ARCHIVES, Draft, Operator, Target, hook, hook_targets
+from cligym_env.generator.operators.infrastructure import damage_extension, extension_targets
+from cligym_env.generator.types import GoldProbe
+
+CATEGORY = "concurrency"
+MIB = 1 << 20
+LIMITS = {("RLIMIT_NOFILE", n): f"at most {n} open files" for n in (16, 24, 32, 48)}
+LIMITS |= {("RLIMIT_AS", n * MIB): f"at most {n} MiB of address space" for n in (128, 192, 256)}
+
+
+def _limit_targets(probe: GoldProbe) -> list[Target]:
+    return hook_targets(probe, [f"{name}={value}" for name, value in LIMITS])
+
+
+def _limit(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    limit, place = target.data
+    name, value = limit.split("=")
+    code = f"import resource; resource.setrlimit(resource.{name}, ({value}, {value}))"
+    where, commands, repair = hook(probe, rng, place, code)
+    return Draft(target.key, f"{where} limits every Python process to {LIMITS[name, int(value)]}", commands, repair,
+                 "Work that opens many files, sockets or threads fails, while small scripts run fine.", {"hook": where})
+
+
+SIGNALS = {
+    "ignore-sigchld": ("import signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN)",
+                       "ignores SIGCHLD, so child exit statuses are lost"),
+    "ignore-sigterm": ("import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)",
+                       "ignores SIGTERM, and every child it starts inherits that"),
+    "block-sigterm-sigint": ("import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})",
+                             "blocks SIGTERM and SIGINT, and every child it starts inherits the mask"),
+    "ignore-sigalrm": ("import signal; signal.signal(signal.SIGALRM, signal.SIG_IGN)", "ignores SIGALRM"),
+}
+
+
+def _signal_targets(probe: GoldProbe) -> list[Target]:
+    return hook_targets(probe, list(SIGNALS))
+
+
+def _signal(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    name, place = target.data
+    code, what = SIGNALS[name]
+    where, commands, repair = hook(probe, rng, place, code)
+    return Draft(target.key, f"{where}: every Python process {what}", commands, repair,
+                 "Subprocesses started from Python do not behave or stop as expected.", {"hook": where})
+
+
+START_METHODS = ("spawn", "forkserver")
+MULTIPROCESSING_EXTENSIONS = [("multiprocessing", "_multiprocessing"), ("concurrent", "_multiprocessing"),
+                              ("multiprocessing", "_posixshmem")]
+
+
+def _start_targets(probe: GoldProbe) -> list[Target]:
+    return hook_targets(probe, START_METHODS)
+
+
+def _start_method(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    """Forcing another start method breaks code that relies on fork: closures, lambdas, inherited state."""
+    method, place = target.data
+    code = f"import multiprocessing; multiprocessing.set_start_method(\"{method}\", force=True)"
+    where, commands, repair = hook(probe, rng, place, code)
+    return Draft(target.key, f"{where} forces the {method} start method on multiprocessing", commands, repair,
+                 "Work handed to worker processes fails although it runs fine in-process.", {"hook": where})
+
+
+OPERATORS = [
+    Operator("rlimit-hook", CATEGORY, _limit_targets, _limit, NO_ARCHIVES),
+    Operator("signal-hook", CATEGORY, _signal_targets, _signal, NO_ARCHIVES),
+    Operator("start-method-hook", CATEGORY, _start_targets, _start_method, NO_ARCHIVES),
+    Operator("damage-multiprocessing-module", CATEGORY,
+             lambda p: extension_targets(p, MULTIPROCESSING_EXTENSIONS), damage_extension, APT),
+]

@@ -1,0 +1,108 @@
+"""Network & security: name resolution, OpenSSL configuration, TLS libraries and modules, CA bundles, proxies.
+
+/etc/hosts, /etc/resolv.conf and /etc/hostname are bind-mounted by Docker at run time, so breakages live in
+/etc/nsswitch.conf, OpenSSL's files and start-up hooks instead.
+"""
+
+from __future__ import annotations
+
+import random
+
+from cligym_env.generator.operators._base import (
+    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook, hook_targets, lib_dir, q, reinstall_wheel,
+    restore_conffile)
+from cligym_env.generator.operators.infrastructure import (LIBRARY_DAMAGE, damage_extension, damage_library,
+                                                           extension_targets)
+from cligym_env.generator.types import GoldProbe
+
+CATEGORY = "network-security"
+NSSWITCH = "/etc/nsswitch.conf"
+HOSTS_LINES = ("dns", "nis", "myhostname", "hesiod", "files [SUCCESS=continue] dns")  # each loses `localhost`
+
+
+def _hosts_targets(probe: GoldProbe) -> list[Target]:
+    return [Target(f"{NSSWITCH}:hosts={line}", line) for line in HOSTS_LINES]
+
+
+def _hosts(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    line = f"hosts:          {target.data}"
+    return Draft(target.key, f"set `{line}` in {NSSWITCH}",
+                 [f"grep -q '^hosts: *files dns$' {NSSWITCH}", f"sed -i {q(f's/^hosts:.*/{line}/')} {NSSWITCH}"],
+                 [f"sed -i 's/^hosts:.*/hosts:          files dns/' {NSSWITCH}"],
+                 "Connecting to services on this very machine by name fails.")
+
+
+OPENSSL_CNF = "/etc/ssl/openssl.cnf"
+PROVIDERS = ("legacy", "fips", "base")  # activating only one of these leaves TLS without ciphers
+
+
+def _openssl_targets(probe: GoldProbe) -> list[Target]:
+    return [Target(f"{OPENSSL_CNF}:providers={p}", p) for p in PROVIDERS]
+
+
+def _openssl(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    provider = target.data
+    section = "\\n".join(["providers = provider_sect", "[provider_sect]", f"{provider} = {provider}_sect",
+                           f"[{provider}_sect]", "activate = 1"])
+    return Draft(target.key, f"made OpenSSL load only the {provider} provider",
+                 [f"grep -q '^# providers = provider_sect' {OPENSSL_CNF}",
+                  f"sed -i {q(f's/^# providers = provider_sect/{section}/')} {OPENSSL_CNF}"],
+                 restore_conffile(probe, OPENSSL_CNF), "Creating TLS contexts fails with an OpenSSL error.")
+
+
+def _tls_library_targets(probe: GoldProbe) -> list[Target]:
+    paths = {f"{lib_dir(probe)}/{name}" for name in ("libssl.so.3", "libcrypto.so.3")}
+    paths |= {p for p in probe.shared_libraries if "/libssl.so" in p or "/libcrypto.so" in p}
+    return [Target(f"{p}:{mode}", (p, mode)) for p in sorted(paths) for mode in LIBRARY_DAMAGE]
+
+
+def _tls_library(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    description, commands, repair = damage_library(probe, *target.data)
+    return Draft(target.key, description, commands, repair, "Anything that uses TLS or OpenSSL hashes fails to load.")
+
+
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+BUNDLE_DAMAGE = {"empty": "truncate -s 0 {path}", "corrupt": "sed -i '/^-----/!s/A/B/g' {path}",
+                 "half": "truncate -s $(( $(stat -c %s {path}) / 2 )) {path}"}
+
+
+def _bundle_targets(probe: GoldProbe) -> list[Target]:
+    bundles = [(CA_BUNDLE, None, 1.0)]
+    if probe.wheelhouse:
+        bundles += [(f, d, w) for d, w in breakable(probe) for f in d.files if f.endswith("certifi/cacert.pem")]
+    return [Target(f"{path}:{kind}", (path, dist, kind), w) for path, dist, w in bundles for kind in BUNDLE_DAMAGE]
+
+
+def _bundle(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    path, dist, kind = target.data
+    repair = [reinstall_wheel(probe, dist)] if dist else ["update-ca-certificates --fresh"]
+    return Draft(target.key, f"damaged the CA bundle {path} ({kind})",
+                 [f"test -s {q(path)}", BUNDLE_DAMAGE[kind].format(path=q(path))], repair,
+                 "Certificate verification cannot find valid trusted authorities.")
+
+
+PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy", "ALL_PROXY")
+
+
+def _proxy_targets(probe: GoldProbe) -> list[Target]:
+    return hook_targets(probe, PROXY_VARIABLES)
+
+
+def _proxy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    """Every Python process exports a dead proxy, so even HTTP to localhost is sent to it."""
+    variable, place = target.data
+    proxy = rng.choice(["http://10.255.255.1:3128", "http://proxy.internal:8080", "socks5://127.0.0.1:1"])
+    where, commands, repair = hook(probe, rng, place, f"import os; os.environ[\"{variable}\"] = \"{proxy}\"")
+    return Draft(target.key, f"{where} sets {variable}={proxy} in every Python process", commands, repair,
+                 "HTTP requests made from Python, even to local servers, go somewhere unexpected.", {"hook": where})
+
+
+OPERATORS = [
+    Operator("nsswitch-hosts", CATEGORY, _hosts_targets, _hosts, NO_ARCHIVES),
+    Operator("openssl-providers", CATEGORY, _openssl_targets, _openssl, APT),
+    Operator("damage-tls-module", CATEGORY, lambda p: extension_targets(p, [("ssl", "_ssl"), ("hashlib", "_hashlib")]),
+             damage_extension, APT),
+    Operator("damage-tls-library", CATEGORY, _tls_library_targets, _tls_library, APT),
+    Operator("damage-ca-bundle", CATEGORY, _bundle_targets, _bundle, NO_ARCHIVES),
+    Operator("proxy-hook", CATEGORY, _proxy_targets, _proxy, NO_ARCHIVES),
+]
