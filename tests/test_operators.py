@@ -182,6 +182,7 @@ CASES = [  # operator, target key ({site}, {lib} filled from the probe), a check
      "pip install -q --no-index --find-links /opt/wheelhouse click; " + py("import click")),
     ("nsswitch-hosts", "/etc/nsswitch.conf:hosts=dns", py('import socket; socket.getaddrinfo("localhost", 80)')),
     ("openssl-providers", "/etc/ssl/openssl.cnf:providers=legacy", py("import ssl; ssl.create_default_context()")),
+    ("security-policy-hook", "processes@pth", py('import subprocess; subprocess.run(["true"], check=True)')),
     ("mutate-installed-source", "{site}/dotenv/parser.py", "python /root/checks.py record python-dotenv"),
     ("stale-bytecode", "{site}/dotenv/parser.py", "python /root/checks.py bytecode dotenv.parser"),
     ("newer-python-syntax", "{site}/dotenv/main.py:pep695-alias", py("import dotenv")),

@@ -97,6 +97,28 @@ def _proxy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
                  "HTTP requests made from Python, even to local servers, go somewhere unexpected.", {"hook": where})
 
 
+POLICIES = {  # a "hardening" audit hook that denies these events to every Python process
+    "processes": ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.system", "os.fork"),
+    "sockets": ("socket.connect", "socket.bind"),
+    "name-lookups": ("socket.getaddrinfo", "socket.gethostbyname"),
+}
+
+
+def _policy_targets(probe: GoldProbe) -> list[Target]:
+    return hook_targets(probe, sorted(POLICIES))
+
+
+def _policy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    """A leftover security policy: an audit hook that raises PermissionError for process or network events."""
+    kind, place = target.data
+    body = ("def _policy(event, args):\\n    if event in BLOCKED:\\n        raise PermissionError("
+            "'operation not permitted by the local security policy: ' + event)\\nsys.addaudithook(_policy)")
+    code = f"import sys; exec(\"{body}\", {{\"sys\": sys, \"BLOCKED\": {set(POLICIES[kind])!r}}})"
+    where, commands, repair = hook(probe, rng, place, code)
+    return Draft(target.key, f"{where} installs an audit hook denying {kind}", commands, repair,
+                 "Python programs on this machine are refused some operating-system operations.", {"hook": where})
+
+
 OPERATORS = [
     Operator("nsswitch-hosts", CATEGORY, _hosts_targets, _hosts, NO_ARCHIVES),
     Operator("openssl-providers", CATEGORY, _openssl_targets, _openssl, APT),
@@ -105,4 +127,5 @@ OPERATORS = [
     Operator("damage-tls-library", CATEGORY, _tls_library_targets, _tls_library, APT),
     Operator("damage-ca-bundle", CATEGORY, _bundle_targets, _bundle, NO_ARCHIVES),
     Operator("proxy-hook", CATEGORY, _proxy_targets, _proxy, NO_ARCHIVES),
+    Operator("security-policy-hook", CATEGORY, _policy_targets, _policy, NO_ARCHIVES),
 ]
