@@ -5,11 +5,19 @@ Every test session ends by checking that no cligym container is left behind.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from importlib import resources
 from pathlib import Path
+from typing import Iterator
 
 import docker
 import pytest
@@ -90,3 +98,43 @@ def vllm_engine(tiny_model: Path):
     client = make_client(str(tiny_model), max_model_len=2048, dtype="float32", kv_cache_gib=0.5, enforce_eager=True)
     yield client
     client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_vllm(model: Path, *, max_model_len: int, log: Path, timeout: float = 240.0) -> Iterator[str]:
+    """`vllm serve` (the OpenAI-compatible server) of `model` on 127.0.0.1; its process group is always stopped."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
+           "--max-model-len", str(max_model_len), "--dtype", "float32", "--enforce-eager"]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+                                   env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"vllm server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as reply:
+                    json.load(reply)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"vllm server not ready after {timeout:g} s:\n{log.read_text()[-3000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)

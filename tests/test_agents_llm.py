@@ -6,14 +6,7 @@ feedback path, the turn budget and clean endings under garbage, plus batching, c
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -23,7 +16,7 @@ from agents.policies import PolicySpec, make_policy
 from agents.rollout import rollout
 from agents.trajectory import read_jsonl
 from cligym_env.llm import SamplingSettings, make_client
-from tests.conftest import own_containers
+from tests.conftest import own_containers, serve_vllm
 
 try:
     import vllm  # noqa: F401
@@ -92,44 +85,10 @@ def test_vllm_rollout_batches_one_generate_per_round(engine, tiny_model, example
           f"(policy {stats.policy_s:.1f} s, env {stats.env_s:.1f} s, {stats.rounds} rounds)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`vllm serve` of the tiny model on 127.0.0.1; its whole process group is always stopped."""
-    port, log = free_port(), tmp_path_factory.mktemp("agents-server") / "vllm.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model),
-           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-           "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "float32", "--enforce-eager"]
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vllm server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as reply:
-                    json.load(reply)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"vllm server not ready after 240 s:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
+    with serve_vllm(tiny_model, max_model_len=MAX_MODEL_LEN, log=tmp_path_factory.mktemp("agents-server") / "vllm.log") as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
 
 
 def test_openai_policy_against_a_vllm_server(vllm_server, tiny_model, example_registry, docker_client,

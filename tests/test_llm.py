@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import httpx
@@ -26,6 +21,7 @@ from cligym_env.llm import (
     make_client,
 )
 from cligym_env.llm.openai_api import api_base
+from tests.conftest import free_port, serve_vllm
 
 try:
     import vllm  # noqa: F401
@@ -37,12 +33,6 @@ except Exception as exc:  # a broken install (e.g. a torchvision mismatch) count
 needs_vllm = pytest.mark.skipif(bool(VLLM_MISSING), reason=VLLM_MISSING)
 BATCH = [[{"role": "system", "content": "You repair shells."}, {"role": "user", "content": f"fix bug {i}"}] for i in range(8)]
 SAMPLE = SamplingSettings(temperature=1.0, max_tokens=16, seed=1234)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_tiny_model_build_is_idempotent(tiny_model: Path) -> None:
@@ -114,37 +104,8 @@ class TestVLLMEngine:
 
 @pytest.fixture(scope="class")
 def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    """`vllm serve` of the tiny model on 127.0.0.1; its whole process group is always stopped."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "vllm.log"
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model),
-           "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port),
-           "--max-model-len", "256", "--dtype", "float32", "--enforce-eager"]  # fmt: skip
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vllm server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as r:
-                    json.load(r)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"vllm server not ready after 240 s:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
+    with serve_vllm(tiny_model, max_model_len=256, log=tmp_path_factory.mktemp("server") / "vllm.log") as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="class")
