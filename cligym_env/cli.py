@@ -121,15 +121,21 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
              llm: Optional[str] = typer.Option(None, help="Agentic mode: a local model folder (vLLM) or an "
                                                "OpenAI-compatible URL."),
              proposals: int = typer.Option(10, help="Agentic mode: proposals to try per project."),
+             max_model_len: Optional[int] = typer.Option(None, help="Agentic mode, local model: context length."),
+             kv_cache_gib: Optional[float] = typer.Option(None, help="Agentic mode, local model: KV cache size "
+                                                          "(on CPU vLLM's default takes most of the memory)."),
+             dtype: str = typer.Option("auto", help="Agentic mode, local model: weights dtype (float32 is "
+                                       "fastest on CPU for small models)."),
              registry: Optional[Path] = RegistryOption) -> None:
     """Mint tasks by environment inversion from real projects, validate them, and add them to the registry."""
     from cligym_env.generator.command import run_generate
 
     if mode not in ("rules", "agentic"):
         raise typer.BadParameter(f"--mode {mode!r}: use rules or agentic")
+    engine = {"max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib, "dtype": dtype}
     run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
                  categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
-                 proposals=proposals, console=console)
+                 proposals=proposals, console=console, engine=engine)
 
 
 def _register_agent_commands() -> None:

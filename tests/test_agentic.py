@@ -10,6 +10,7 @@ import pytest
 
 from cligym_env.generator.agentic.run import generate_agentic
 from cligym_env.generator.pipeline import RunLog
+from cligym_env.generator.report import build_report, to_markdown
 from cligym_env.llm import Completion, Message, SamplingSettings, Usage
 from cligym_env.tasks import Registry
 from tests.conftest import own_containers
@@ -119,5 +120,7 @@ def test_real_vllm_engine_garbage_is_rejected_cleanly(docker_client, gold, tmp_p
                                 sampling=SamplingSettings(max_tokens=48, seed=0), max_steps=3)
     assert len(outcomes) == 2 and all(o.status == "rejected" for o in outcomes)
     assert all(o.tokens > 0 for o in outcomes)
+    report = build_report(outcomes, wall_seconds=60.0)
+    assert report.tokens == sum(o.tokens for o in outcomes) and "LLM tokens" in to_markdown(report)
     assert len(registry) == 0 and not list(registry.path.glob(".*tmp*"))
     assert no_containers_left(docker_client)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -18,8 +18,11 @@ from cligym_env.tasks import CATEGORIES, Registry
 
 
 def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_tasks: int, categories: Sequence[str],
-                 workers: int, seed: int, llm: str | None, proposals: int, console: Console) -> Path:
-    """Generate into `registry`; return the report folder. Resumes the run log of the same mode and seed."""
+                 workers: int, seed: int, llm: str | None, proposals: int, console: Console,
+                 engine: dict[str, Any] | None = None) -> Path:
+    """Generate into `registry`; return the report folder. Resumes the run log of the same mode and seed.
+
+    `engine` holds options for a local vLLM engine (max_model_len, kv_cache_gib, dtype); URLs ignore them."""
     from cligym_env.generator.gold import GoldRejected, build_gold, load_projects
 
     unknown = sorted(set(categories) - set(CATEGORIES))
@@ -31,7 +34,7 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
     projects = list(projects) or sorted(load_projects()[1])
     run_name = f"{mode}-seed{seed}"
     log = RunLog(paths.home() / "runs" / f"{run_name}.jsonl")
-    model = _client(llm) if mode == "agentic" else None
+    model = _client(llm, engine or {}) if mode == "agentic" else None
     started, outcomes, gold_images = time.monotonic(), [], {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
                TimeElapsedColumn()]
@@ -75,7 +78,11 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
     return folder
 
 
-def _client(spec: str | None):
+def _client(spec: str | None, engine: dict[str, Any]):
     from cligym_env.llm import make_client
 
-    return make_client(spec) if spec else None
+    if not spec:
+        return None
+    if spec.startswith(("http://", "https://")):
+        return make_client(spec)
+    return make_client(spec, **{k: v for k, v in engine.items() if v is not None})

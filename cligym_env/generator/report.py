@@ -29,6 +29,12 @@ class Report:
     categories: dict[str, int]
     projects: dict[str, int]
     rejections: dict[str, int]
+    tokens: int = 0  # LLM tokens spent (agentic mode)
+    minutes_per_candidate: float = 0.0  # mean time from proposal (or operator draw) to verdict
+
+    @property
+    def tokens_per_task(self) -> float:
+        return self.tokens / self.accepted if self.accepted else float(self.tokens)
 
     @property
     def yield_rate(self) -> float:
@@ -54,7 +60,9 @@ def build_report(outcomes: Sequence[Outcome], wall_seconds: float, client: docke
         disk_mb_per_task=sum(sizes) / len(sizes) / 1e6 if sizes else 0.0,
         categories={c: n for c in CATEGORIES if (n := sum(o.category == c for o in accepted))},
         projects=dict(Counter(o.project for o in accepted)),
-        rejections=dict(Counter(o.reason.split(":")[0] for o in outcomes if o.status == "rejected")))
+        rejections=dict(Counter(o.reason.split(":")[0] for o in outcomes if o.status == "rejected")),
+        tokens=sum(o.tokens for o in outcomes),
+        minutes_per_candidate=sum(o.seconds for o in outcomes) / len(outcomes) / 60 if outcomes else 0.0)
 
 
 def _added_bytes(client: docker.DockerClient, image: str, gold: str) -> int | None:
@@ -75,6 +83,9 @@ def to_markdown(report: Report) -> str:
         f"| time per valid breakage | {report.seconds_per_task:.0f} s (paper: about 15 min) |",
         f"| valid breakages per hour | {report.tasks_per_hour:.0f} |",
         f"| disk per task over its gold image | {report.disk_mb_per_task:.2f} MB (paper: about 72 MB per task) |",
+        f"| minutes per candidate (inversion run and validation) | {report.minutes_per_candidate:.2f} |",
+        *([f"| LLM tokens (per valid breakage) | {report.tokens} ({report.tokens_per_task:,.0f}; paper: about "
+           "1.4M per task) |"] if report.tokens else []),
         "", "| category | tasks |", "|---|---|", *[f"| {c} | {n} |" for c, n in report.categories.items()],
         "", "| project | tasks |", "|---|---|", *[f"| {p} | {n} |" for p, n in sorted(report.projects.items())],
         "", "| rejection reason | candidates |", "|---|---|",
@@ -88,7 +99,8 @@ def write_report(report: Report, folder: Path) -> list[Path]:
     written = [folder / "report.json", folder / "report.md"]
     written[0].write_text(json.dumps({**report.__dict__, "yield": report.yield_rate,
                                       "seconds_per_task": report.seconds_per_task,
-                                      "tasks_per_hour": report.tasks_per_hour}, indent=2))
+                                      "tasks_per_hour": report.tasks_per_hour,
+                                      "tokens_per_task": report.tokens_per_task}, indent=2))
     written[1].write_text(to_markdown(report))
     try:
         import matplotlib
