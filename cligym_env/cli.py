@@ -132,10 +132,16 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
 
     if mode not in ("rules", "agentic"):
         raise typer.BadParameter(f"--mode {mode!r}: use rules or agentic")
+    from cligym_env.generator.gold import GoldError
+
     engine = {"max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib, "dtype": dtype}
-    run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
-                 categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
-                 proposals=proposals, console=console, engine=engine)
+    try:
+        run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
+                     categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
+                     proposals=proposals, console=console, engine=engine)
+    except (GoldError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
 
 
 def _register_agent_commands() -> None:

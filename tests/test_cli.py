@@ -57,3 +57,16 @@ def test_cleanup_removes_containers_of_crashed_runs(docker_client):
         result = runner.invoke(app, ["cleanup", "--stale"])
         assert result.exit_code == 0 and name in result.output and alive.name not in result.output
     assert not docker_client.containers.list(all=True, filters={"name": name})
+
+
+def test_generate_names_a_project_that_does_not_exist(docker_client, tmp_path):
+    result = runner.invoke(app, ["generate", "--project", "no-such-project-cligym-xyzzy", "--registry",
+                                 str(tmp_path / "registry")])
+    assert result.exit_code == 2
+    assert "no-such-project-cligym-xyzzy" in result.output and "not found" in result.output
+
+
+def test_generate_rejects_an_unknown_category(docker_client, tmp_path):
+    result = runner.invoke(app, ["generate", "--project", "iniconfig", "--categories", "filesystem",
+                                 "--registry", str(tmp_path / "registry")])
+    assert result.exit_code == 2 and "file-system" in result.output

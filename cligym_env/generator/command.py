@@ -23,7 +23,7 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
     """Generate into `registry`; return the report folder. Resumes the run log of the same mode and seed.
 
     `engine` holds options for a local vLLM engine (max_model_len, kv_cache_gib, dtype); URLs ignore them."""
-    from cligym_env.generator.gold import GoldRejected, build_gold, load_projects
+    from cligym_env.generator.gold import GoldError, build_gold, load_projects
 
     unknown = sorted(set(categories) - set(CATEGORIES))
     if unknown:
@@ -45,15 +45,18 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
                 bar = progress.add_task(f"{name:<18}", total=goal, note="building the gold environment")
                 try:
                     gold = build_gold(name, client=client, log=lambda line: progress.update(bar, note=line[-60:]))
-                except GoldRejected as rejection:
-                    progress.update(bar, note=f"[red]gold rejected: {rejection}")
+                except GoldError as error:  # not on PyPI, or its suite cannot pass well enough: say so, go on
+                    progress.update(bar, note=f"[red]{error}"[:120])
+                    console.print(f"[red]{name}: {error}")
                     continue
                 gold_images[gold.project] = gold.image
 
+                tried = [0]
+
                 def advance(outcome: Outcome) -> None:
-                    tried = sum(o.project == gold.project for o in outcomes) + 1
+                    tried[0] += 1
                     progress.update(bar, advance=1 if mode == "agentic" or outcome.status == "accepted" else 0,
-                                    note=f"tried {tried}, last: {outcome.status} {outcome.reason}"[:60])
+                                    note=f"tried {tried[0]}, last: {outcome.status} {outcome.reason}"[:60])
 
                 if mode == "agentic":
                     from cligym_env.generator.agentic.run import generate_agentic
@@ -70,6 +73,8 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
     finally:
         if model is not None:
             model.close()
+    if not gold_images:
+        raise GoldError(f"no gold environment could be built for {', '.join(projects)} (reasons above)")
     report = build_report(outcomes, time.monotonic() - started, client, gold_images)  # this invocation's work
     folder = paths.home() / "runs" / run_name
     write_report(report, folder)
