@@ -121,6 +121,9 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
              llm: Optional[str] = typer.Option(None, help="Agentic mode: a local model folder (vLLM) or an "
                                                "OpenAI-compatible URL."),
              proposals: int = typer.Option(10, help="Agentic mode: proposals to try per project."),
+             keep_unverified: bool = typer.Option(False, help="Agentic mode: keep breakages whose repair script "
+                                                  "failed, flagged; CLIGym-v0 leaves them out unless "
+                                                  "include_unverified=True."),
              max_model_len: Optional[int] = typer.Option(None, help="Agentic mode, local model: context length."),
              kv_cache_gib: Optional[float] = typer.Option(None, help="Agentic mode, local model: KV cache size "
                                                           "(on CPU vLLM's default takes most of the memory)."),
@@ -138,7 +141,7 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
     try:
         run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
                      categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
-                     proposals=proposals, console=console, engine=engine)
+                     proposals=proposals, console=console, engine=engine, keep_unverified=keep_unverified)
     except (GoldError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None

@@ -21,6 +21,7 @@ from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
 from cligym_env.runtime.shell import CommandResult, ShellError
 from cligym_env.tasks import Task
+from cligym_env.tasks.task import UNVERIFIED
 from cligym_env.tasks.registry import Registry
 
 SUBMIT = "submit"
@@ -32,14 +33,14 @@ class CLIGymEnv(gym.Env[str, str]):
     def __init__(self, registry: str | Path | Registry | None = None, *, task_ids: Sequence[str] | None = None,
                  category: str | None = None, project: str | None = None, difficulty: str | None = None,
                  max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
-                 limits: Limits = Limits(), render_mode: str | None = None) -> None:
+                 limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False) -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
         if max_steps < 1:
             raise ValueError(f"max_steps={max_steps} must be at least 1")
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
-        self.task_ids = self._select(task_ids, category, project, difficulty)
+        self.task_ids = self._select(task_ids, category, project, difficulty, include_unverified)
         self.max_steps, self.command_timeout, self.partial_credit = max_steps, command_timeout, partial_credit
         self.limits, self.render_mode = limits, render_mode
         self.action_space = spaces.action_space()
@@ -54,12 +55,13 @@ class CLIGymEnv(gym.Env[str, str]):
         self._transcript: list[str] = []
 
     def _select(self, task_ids: Sequence[str] | None, category: str | None, project: str | None,
-                difficulty: str | None) -> list[str]:
+                difficulty: str | None, include_unverified: bool) -> list[str]:
         if task_ids:
             for task_id in task_ids:
                 self.registry.get(task_id)  # an unknown id fails now, with suggestions
             return sorted(task_ids)
-        found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty)]
+        found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty)
+                 if include_unverified or not row["generator"].startswith(UNVERIFIED)]  # no proven repair
         if not found:
             raise ValueError(
                 f"no task in registry {self.registry.path} matches category={category!r}, project={project!r}, "

@@ -113,6 +113,38 @@ def test_a_repair_that_does_not_repair_is_rejected(docker_client, gold, tmp_path
     assert [o.reason for o in outcomes] == ["oracle-failed"] and len(registry) == 0
 
 
+def test_an_unverified_repair_is_kept_only_when_asked_and_flagged(docker_client, gold, tmp_path):
+    model = ScriptedModel(inversion=[INVERSION[1], "<finish>echo done</finish>"])
+    registry = Registry(tmp_path / "r")
+    outcomes = generate_agentic(model, docker_client, registry, gold, RunLog(tmp_path / "run.jsonl"), proposals=1,
+                                workers=1, seed=0, keep_unverified=True)
+    assert [o.status for o in outcomes] == ["accepted"]
+    task = registry.get(outcomes[0].task_ids[0])
+    assert task.metadata.generator == "agentic-unverified:scripted"
+    assert task.metadata.extra["repair_verified"] is False
+
+    from cligym_env.env import CLIGymEnv
+
+    with pytest.raises(ValueError, match="no task"):
+        CLIGymEnv(registry)  # left out by default
+    assert len(CLIGymEnv(registry, include_unverified=True).task_ids) == 2
+
+
+def test_an_interrupted_run_leaves_no_container_and_no_task(docker_client, gold, tmp_path):
+    class Interrupted(ScriptedModel):
+        def _reply(self, conversation):
+            if conversation[0]["content"].startswith("You work inside") and len(conversation) > 4:
+                raise KeyboardInterrupt  # Ctrl-C in the middle of an inversion
+            return super()._reply(conversation)
+
+    registry = Registry(tmp_path / "r")
+    with pytest.raises(KeyboardInterrupt):
+        generate_agentic(Interrupted(), docker_client, registry, gold, RunLog(tmp_path / "run.jsonl"), proposals=2,
+                         workers=2, seed=0)
+    assert len(registry) == 0 and not list(registry.path.glob(".*"))
+    assert no_containers_left(docker_client)
+
+
 @pytest.mark.vllm
 def test_real_vllm_engine_garbage_is_rejected_cleanly(docker_client, gold, tmp_path, vllm_engine):
     registry, log = Registry(tmp_path / "registry"), RunLog(tmp_path / "run.jsonl")

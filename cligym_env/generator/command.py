@@ -19,7 +19,7 @@ from cligym_env.tasks import CATEGORIES, Registry
 
 def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_tasks: int, categories: Sequence[str],
                  workers: int, seed: int, llm: str | None, proposals: int, console: Console,
-                 engine: dict[str, Any] | None = None) -> Path:
+                 engine: dict[str, Any] | None = None, keep_unverified: bool = False) -> Path:
     """Generate into `registry`; return the report folder. Resumes the run log of the same mode and seed.
 
     `engine` holds options for a local vLLM engine (max_model_len, kv_cache_gib, dtype); URLs ignore them."""
@@ -62,7 +62,8 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
                     from cligym_env.generator.agentic.run import generate_agentic
 
                     outcomes += generate_agentic(model, client, registry, gold, log, proposals=proposals,
-                                                 workers=workers, seed=seed, on_outcome=advance)
+                                                 workers=workers, seed=seed, keep_unverified=keep_unverified,
+                                                 on_outcome=advance)
                 else:
                     from cligym_env.generator.operators import propose
 

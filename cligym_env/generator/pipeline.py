@@ -98,7 +98,8 @@ def package(gold: GoldEnvironment, validated: Validated, *, seed: int,
         metadata = Metadata(project=gold.project, category=breakage.category, difficulty=_difficulty(validated, hint),
                             hint=hint, generator=generator or f"rules:{breakage.operator}", created_at=created,
                             extra={"target": breakage.target, "description": breakage.description,
-                                   "gold_image": gold.image, "project_version": gold.version})
+                                   "gold_image": gold.image, "project_version": gold.version,
+                                   "repair_verified": validated.repair_verified})
         tasks.append(Task(id=base_id + ("-hint" if hint else ""), instruction=instruction,
                           environment=validated.environment, tests=validated.tests, solution=breakage.solution,
                           metadata=metadata))

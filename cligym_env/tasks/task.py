@@ -23,6 +23,7 @@ CATEGORIES = (
     "concurrency",
     "other",
 )
+UNVERIFIED = "agentic-unverified"  # generator prefix of tasks kept although their repair was never shown to work
 
 
 class TaskError(ValueError):

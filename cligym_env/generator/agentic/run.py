@@ -19,13 +19,18 @@ from cligym_env.generator.types import GoldEnvironment
 from cligym_env.generator.validate import Rejected, Validated, validate
 from cligym_env.llm import LLMClient, SamplingSettings
 from cligym_env.tasks import Registry
+from cligym_env.tasks.task import UNVERIFIED
 
 
 def generate_agentic(llm: LLMClient, client: docker.DockerClient, registry: Registry, gold: GoldEnvironment,
                      log: RunLog, *, proposals: int, workers: int, seed: int,
                      sampling: SamplingSettings = SamplingSettings(temperature=0.8, max_tokens=1024),
-                     max_steps: int = 30, on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Try `proposals` proposals (minus those a previous run already tried), `workers` inversions at a time."""
+                     max_steps: int = 30, keep_unverified: bool = False,
+                     on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    """Try `proposals` proposals (minus those a previous run already tried), `workers` inversions at a time.
+
+    A candidate whose repair script does not repair is rejected, unless `keep_unverified`: then it is kept with
+    the generator `agentic-unverified:<model>`, which `CLIGym-v0` leaves out unless asked (`include_unverified`)."""
     done = sum(o.project == gold.project and o.operator == "agentic" for o in log.outcomes)
     memory = [o.target for o in log.outcomes if o.project == gold.project and o.operator == "agentic"]
     results: list[Outcome] = []
@@ -53,7 +58,7 @@ def generate_agentic(llm: LLMClient, client: docker.DockerClient, registry: Regi
                 record(outcome)
                 continue
             try:
-                accepted.append((outcome, validate(client, gold, run.breakage())))
+                accepted.append((outcome, validate(client, gold, run.breakage(), verify_repair=not keep_unverified)))
             except Rejected as rejection:
                 outcome.reason = rejection.reason
                 record(outcome)
@@ -62,8 +67,9 @@ def generate_agentic(llm: LLMClient, client: docker.DockerClient, registry: Regi
         share = (llm.usage.prompt_tokens + llm.usage.completion_tokens - before) // max(len(accepted), 1)
         for (outcome, validated), texts in zip(accepted, issues):
             outcome.tokens += share
+            kind = "agentic" if validated.repair_verified else UNVERIFIED
             store(registry, outcome, validated, package(gold, validated, seed=seed, instructions=texts,
-                                                          generator=f"agentic:{llm.model}"))
+                                                          generator=f"{kind}:{llm.model}"))
             record(outcome)
         done += batch
     return results
