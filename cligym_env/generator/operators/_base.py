@@ -197,3 +197,9 @@ def hook(probe: GoldProbe, rng: random.Random, place: str, code: str) -> tuple[s
         return path, [write_lines(path, [code])], [f"rm -f {q(path)}"]
     path = f"/etc/python{xy(probe)}/sitecustomize.py"
     return path, [f"test -f {q(path)}", write_lines(path, [code], append=True)], restore_conffile(probe, path)
+
+
+def hook_draft(probe: GoldProbe, rng: random.Random, target: Target, code: str, doing: str, hint: str) -> Draft:
+    """A Draft for a start-up-hook breakage: `target.data` is (item, place); `doing` completes "<file> ..."."""
+    where, commands, repair = hook(probe, rng, target.data[1], code)
+    return Draft(target.key, f"{where} {doing}", commands, repair, hint, {"hook": where})

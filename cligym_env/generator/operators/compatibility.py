@@ -8,8 +8,8 @@ import re
 from pathlib import PurePosixPath
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, drop_bytecode, hook, hook_targets, lib_dir, q,
-    reinstall_deb, reinstall_wheel, source_targets, xy)
+    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, drop_bytecode, hook_draft, hook_targets, lib_dir,
+    q, reinstall_deb, reinstall_wheel, source_targets, xy)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "compatibility"
@@ -91,11 +91,11 @@ def _warning_targets(probe: GoldProbe) -> list[Target]:
 
 
 def _warnings(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    category, place = target.data
+    category = target.data[0]
     code = f"import warnings; warnings.filterwarnings(\"error\", category={category})"
-    where, commands, repair = hook(probe, rng, place, code)
-    return Draft(target.key, f"{where} turns every {category} into an error", commands, repair,
-                 "Code that used to only warn now fails outright.", {"hook": where})
+    return hook_draft(probe, rng, target, code,
+                      f"turns every {category} into an error",
+                      "Code that used to only warn now fails outright.")
 
 
 LOCALE = "/usr/lib/locale/C.utf8"

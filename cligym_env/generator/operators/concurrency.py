@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from cligym_env.generator.operators._base import APT, NO_ARCHIVES, Draft, Operator, Target, hook, hook_targets
+from cligym_env.generator.operators._base import APT, NO_ARCHIVES, Draft, Operator, Target, hook_draft, hook_targets
 from cligym_env.generator.operators.infrastructure import damage_extension, extension_targets
 from cligym_env.generator.types import GoldProbe
 
@@ -23,12 +23,12 @@ def _limit_targets(probe: GoldProbe) -> list[Target]:
 
 
 def _limit(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    limit, place = target.data
+    limit = target.data[0]
     name, value = limit.split("=")
     code = f"import resource; resource.setrlimit(resource.{name}, ({value}, {value}))"
-    where, commands, repair = hook(probe, rng, place, code)
-    return Draft(target.key, f"{where} limits every Python process to {LIMITS[name, int(value)]}", commands, repair,
-                 "Work that opens many files, sockets or threads fails, while small scripts run fine.", {"hook": where})
+    return hook_draft(probe, rng, target, code,
+                      f"limits every Python process to {LIMITS[name, int(value)]}",
+                      "Work that opens many files, sockets or threads fails, while small scripts run fine.")
 
 
 SIGNALS = {
@@ -47,11 +47,11 @@ def _signal_targets(probe: GoldProbe) -> list[Target]:
 
 
 def _signal(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    name, place = target.data
+    name = target.data[0]
     code, what = SIGNALS[name]
-    where, commands, repair = hook(probe, rng, place, code)
-    return Draft(target.key, f"{where}: every Python process {what}", commands, repair,
-                 "Subprocesses started from Python do not behave or stop as expected.", {"hook": where})
+    return hook_draft(probe, rng, target, code,
+                      f"every Python process {what}",
+                      "Subprocesses started from Python do not behave or stop as expected.")
 
 
 START_METHODS = ("spawn", "forkserver")
@@ -65,11 +65,11 @@ def _start_targets(probe: GoldProbe) -> list[Target]:
 
 def _start_method(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
     """Forcing another start method breaks code that relies on fork: closures, lambdas, inherited state."""
-    method, place = target.data
+    method = target.data[0]
     code = f"import multiprocessing; multiprocessing.set_start_method(\"{method}\", force=True)"
-    where, commands, repair = hook(probe, rng, place, code)
-    return Draft(target.key, f"{where} forces the {method} start method on multiprocessing", commands, repair,
-                 "Work handed to worker processes fails although it runs fine in-process.", {"hook": where})
+    return hook_draft(probe, rng, target, code,
+                      f"forces the {method} start method on multiprocessing",
+                      "Work handed to worker processes fails although it runs fine in-process.")
 
 
 OPERATORS = [

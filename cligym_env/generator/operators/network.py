@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook, hook_targets, lib_dir, q, reinstall_wheel,
+    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook_draft, hook_targets, lib_dir, q, reinstall_wheel,
     restore_conffile)
 from cligym_env.generator.operators.infrastructure import (LIBRARY_DAMAGE, damage_extension, damage_library,
                                                            extension_targets)
@@ -90,11 +90,11 @@ def _proxy_targets(probe: GoldProbe) -> list[Target]:
 
 def _proxy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
     """Every Python process exports a dead proxy, so even HTTP to localhost is sent to it."""
-    variable, place = target.data
+    variable = target.data[0]
     proxy = rng.choice(["http://10.255.255.1:3128", "http://proxy.internal:8080", "socks5://127.0.0.1:1"])
-    where, commands, repair = hook(probe, rng, place, f"import os; os.environ[\"{variable}\"] = \"{proxy}\"")
-    return Draft(target.key, f"{where} sets {variable}={proxy} in every Python process", commands, repair,
-                 "HTTP requests made from Python, even to local servers, go somewhere unexpected.", {"hook": where})
+    return hook_draft(probe, rng, target, f"import os; os.environ[\"{variable}\"] = \"{proxy}\"",
+                      f"sets {variable}={proxy} in every Python process",
+                      "HTTP requests made from Python, even to local servers, go somewhere unexpected.")
 
 
 POLICIES = {  # a "hardening" audit hook that denies these events to every Python process
@@ -110,13 +110,13 @@ def _policy_targets(probe: GoldProbe) -> list[Target]:
 
 def _policy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
     """A leftover security policy: an audit hook that raises PermissionError for process or network events."""
-    kind, place = target.data
+    kind = target.data[0]
     body = ("def _policy(event, args):\\n    if event in BLOCKED:\\n        raise PermissionError("
             "'operation not permitted by the local security policy: ' + event)\\nsys.addaudithook(_policy)")
     code = f"import sys; exec(\"{body}\", {{\"sys\": sys, \"BLOCKED\": {set(POLICIES[kind])!r}}})"
-    where, commands, repair = hook(probe, rng, place, code)
-    return Draft(target.key, f"{where} installs an audit hook denying {kind}", commands, repair,
-                 "Python programs on this machine are refused some operating-system operations.", {"hook": where})
+    return hook_draft(probe, rng, target, code,
+                      f"installs an audit hook denying {kind}",
+                      "Python programs on this machine are refused some operating-system operations.")
 
 
 OPERATORS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, drop_bytecode, hook, hook_targets, q, reinstall_deb)
+    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q, reinstall_deb)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "other"
@@ -21,12 +21,10 @@ def _env_targets(probe: GoldProbe) -> list[Target]:
 
 
 def _env(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    name, place = target.data
-    value = ENVIRONMENT[name]
-    where, commands, repair = hook(probe, rng, place, f"import os; os.environ[\"{name}\"] = \"{value}\"")
-    return Draft(target.key, f"{where} sets {name}={value} in every Python process (and so in its children)",
-                 commands, repair, "Python programs, or the programs they start, see an odd environment.",
-                 {"hook": where})
+    value = ENVIRONMENT[target.data[0]]
+    return hook_draft(probe, rng, target, f"import os; os.environ[\"{target.data[0]}\"] = \"{value}\"",
+                      f"sets {target.data[0]}={value} in every Python process (and so in its children)",
+                      "Python programs, or the programs they start, see an odd environment.")
 
 
 def _blocked_targets(probe: GoldProbe) -> list[Target]:
@@ -36,10 +34,10 @@ def _blocked_targets(probe: GoldProbe) -> list[Target]:
 
 def _blocked(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
     """`sys.modules[name] = None` makes every import of the name fail although the package is intact."""
-    module, place = target.data
-    where, commands, repair = hook(probe, rng, place, f"import sys; sys.modules[\"{module}\"] = None")
-    return Draft(target.key, f"{where} blocks `import {module}` via sys.modules", commands, repair,
-                 f"`import {module}` fails although the package is installed and intact.", {"hook": where})
+    module = target.data[0]
+    return hook_draft(probe, rng, target, f"import sys; sys.modules[\"{module}\"] = None",
+                      f"blocks `import {module}` via sys.modules",
+                      f"`import {module}` fails although the package is installed and intact.")
 
 
 ZONEINFO = "/usr/share/zoneinfo"
