@@ -8,6 +8,7 @@ from typing import Sequence
 from agents.policy import SUBMIT, Reply
 from agents.prompt import scripted_reply
 from agents.trajectory import Trajectory
+from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.registry import Registry
 
 # Commands an agent plausibly runs while looking around a broken machine; none of them repairs anything.
@@ -42,7 +43,7 @@ class OraclePolicy:
         if trajectory.steps:
             return SUBMIT
         solution = self.registry.get(trajectory.task_id).solution
-        return f"bash <<'CLIGYM_SOLUTION_EOF'\n{solution.rstrip()}\nCLIGYM_SOLUTION_EOF"
+        return script_command(solution)
 
 
 class RandomPolicy:

@@ -24,6 +24,7 @@ from cligym_env.generator.operators.source import MUTATOR
 from cligym_env.generator.types import Breakage, Distribution, GoldEnvironment, GoldProbe
 from cligym_env.images.build import build_image, environment_tag
 from cligym_env.runtime.sandbox import Sandbox
+from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.task import CATEGORIES, Environment
 
 SITE = "/opt/venv/lib/python3.11/site-packages"
@@ -234,7 +235,7 @@ def test_breakage_breaks_and_its_solution_repairs(gold: GoldEnvironment, docker_
         box.put_files("/root", {"checks.py": CHECKS.encode()})
         broken = box.run(check, timeout=60)
         assert broken.exit_code != 0, f"not broken: {broken.output}"
-        repair = box.run(f"bash <<'EOF'\n{breakage.solution}EOF", timeout=300)
+        repair = box.run(script_command(breakage.solution), timeout=300)
         assert repair.exit_code == 0, repair.output[-2000:]
         repaired = box.run(check, timeout=60)
         assert repaired.exit_code == 0, f"still broken after the solution: {repaired.output[-2000:]}"

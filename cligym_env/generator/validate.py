@@ -16,6 +16,7 @@ from cligym_env.generator.types import Breakage, GoldEnvironment
 from cligym_env.grading import TestRun, run_tests
 from cligym_env.images.build import ImageBuildError, build_environment
 from cligym_env.runtime.sandbox import Sandbox
+from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.task import Environment, Tests
 
 REPAIR_TIMEOUT = 600.0
@@ -89,8 +90,7 @@ def _run(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakag
          repair: bool = False) -> TestRun:
     with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
         if repair:
-            script = f"bash <<'CLIGYM_REPAIR_EOF'\n{breakage.solution.rstrip()}\nCLIGYM_REPAIR_EOF"
-            result = sandbox.run(script, timeout=REPAIR_TIMEOUT)
+            result = sandbox.run(script_command(breakage.solution), timeout=REPAIR_TIMEOUT)
             if result.exit_code != 0:
                 raise Rejected("oracle-failed", f"the repair script exited with {result.exit_code}: "
                                                 f"{result.output[-400:]}")

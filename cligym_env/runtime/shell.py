@@ -58,6 +58,11 @@ def ansi_c_quote(text: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
+def script_command(script: str) -> str:
+    """One command that runs a whole bash script (an oracle solution, a repair) in a child bash, via a heredoc."""
+    return f"bash <<'CLIGYM_SCRIPT_EOF'\n{script.rstrip()}\nCLIGYM_SCRIPT_EOF"
+
+
 class PersistentShell:
     def __init__(self, api: docker.APIClient, container_id: str, *, max_output_bytes: int = 32_768) -> None:
         self.api = api
