@@ -11,9 +11,10 @@ from dataclasses import replace
 from typing import Callable, Sequence
 
 from agents.policy import Reply
-from agents.prompt import parse_reply, trim
+from agents.prompt import parse_reply
 from agents.trajectory import Trajectory, Turn
 from cligym_env.llm import LLMClient, Message, SamplingSettings
+from cligym_env.spaces import trim
 
 Counter = Callable[[Sequence[Message]], int]
 DROPPED_NOTE = "\n\n[Earlier turns were left out to fit the model's context.]"

@@ -22,6 +22,7 @@ import re
 
 from agents.policy import SUBMIT, Reply
 from agents.trajectory import Turn
+from cligym_env.spaces import trim
 
 SYSTEM = f"""You are an expert Linux engineer fixing a broken environment from a terminal.
 The user describes the problem. Each turn, think briefly, then reply with exactly one fenced block
@@ -64,14 +65,6 @@ def parse_reply(text: str, finish_reason: str = "stop") -> tuple[str | None, str
 def feedback(error: str, turns_left: int) -> str:
     return (f"Nothing ran: {error}. Reply with exactly one ```bash block holding the command to run, "
             f"or with the single word {SUBMIT} when the problem is fixed. {turns_left} turn(s) left.")
-
-
-def trim(text: str, limit: int) -> str:
-    """`text` cut to about `limit` characters, keeping its head and tail (errors usually sit at the end)."""
-    if len(text) <= limit:
-        return text
-    head, tail = limit // 2, limit - limit // 2
-    return f"{text[:head]}\n[... {len(text) - head - tail} characters omitted ...]\n{text[len(text) - tail:]}"
 
 
 def observation(output: str, exit_code: int | None, timed_out: bool, limit: int) -> str:

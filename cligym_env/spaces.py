@@ -29,6 +29,14 @@ def observation_space() -> spaces.Text:
     return spaces.Text(max_length=OBSERVATION_MAX_LENGTH, min_length=0, charset=CHARSET)
 
 
+def trim(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters, keeping its head and tail (errors usually sit at the end)."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit // 2, limit - limit // 2
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters omitted ...]\n{text[len(text) - tail:]}"
+
+
 def sanitize(text: str, max_length: int = OBSERVATION_MAX_LENGTH) -> str:
     """Map `text` into the observation space: foreign characters replaced, length capped (head and tail kept)."""
     text = _OUTSIDE.sub(REPLACEMENT, text.replace("\r\n", "\n"))

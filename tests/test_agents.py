@@ -11,9 +11,10 @@ from agents.curate import curate, shortcut
 from agents.evaluate import evaluate, pass_at_k, wilson
 from agents.llm_policy import DROPPED_NOTE, LLMPolicy
 from agents.policies import PolicySpec, make_policy
-from agents.prompt import first_messages, observation, parse_reply, trim
+from agents.prompt import first_messages, observation, parse_reply
 from agents.trajectory import Step, Trajectory
 from cligym_env.llm import Completion, SamplingSettings, Usage
+from cligym_env.spaces import trim
 
 
 @pytest.mark.parametrize("reply, expected", [

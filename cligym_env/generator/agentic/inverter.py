@@ -25,6 +25,7 @@ from cligym_env.generator.types import Breakage, GoldEnvironment
 from cligym_env.grading import run_tests
 from cligym_env.llm import LLMClient, Message, SamplingSettings
 from cligym_env.runtime.sandbox import Sandbox
+from cligym_env.spaces import trim
 
 ACTION = re.compile(r"<(bash|record|run_tests|finish)>(.*?)</\1>", flags=re.S)
 FEEDBACK_CHARS = 3000
@@ -85,7 +86,8 @@ def invert(llm: LLMClient, client: docker.DockerClient, gold: GoldEnvironment, p
                     run.messages.append({"role": "assistant", "content": completion.text})
                     run.tokens += completion.prompt_tokens + completion.completion_tokens
                     run.steps += 1
-                feedback = list(pool.map(lambda pair: _act(gold, *pair), [(run, c.text) for run, c in zip(active, completions)]))
+                replies = [c.text for c in completions]
+                feedback = list(pool.map(lambda run, reply: _act(gold, run, reply), active, replies))
                 for run, text in zip(active, feedback):
                     if text:
                         run.messages.append({"role": "user", "content": text})
@@ -126,15 +128,16 @@ def _dispatch(gold: GoldEnvironment, run: Inversion, reply: str) -> str:
         return "Your reply had no action. Reply with exactly one <bash>, <record>, <run_tests> or <finish> block."
     kind, body = match.group(1), match.group(2).strip()
     if kind == "bash":
-        return _trim(run.sandbox.run(body, timeout=120).output) or "(no output)"
+        return trim(run.sandbox.run(body, timeout=120).output, FEEDBACK_CHARS) or "(no output)"
     if kind == "record":
         if not body.startswith("RUN ") or "\n" in body.strip():
             return "A record must be a single Dockerfile line starting with RUN."
         result = run.sandbox.run(f"sh -c {shlex.quote(body[4:])}", timeout=300)
         if result.exit_code != 0:
-            return f"That RUN failed (exit {result.exit_code}) and was not recorded:\n{_trim(result.output)}"
+            output = trim(result.output, FEEDBACK_CHARS)
+            return f"That RUN failed (exit {result.exit_code}) and was not recorded:\n{output}"
         run.records.append(body)
-        return f"Recorded ({len(run.records)} lines so far). Output:\n{_trim(result.output)}"
+        return f"Recorded ({len(run.records)} lines so far). Output:\n{trim(result.output, FEEDBACK_CHARS)}"
     if kind == "run_tests":
         outcomes = run_tests(run.sandbox, gold.tests).outcomes
         wanted = body.split() or sorted(outcomes)
@@ -144,10 +147,3 @@ def _dispatch(gold: GoldEnvironment, run: Inversion, reply: str) -> str:
         return "Nothing is recorded yet: make the change with <record>RUN ...</record> before finishing."
     run.repair, run.finished = body, True
     return ""
-
-
-def _trim(text: str) -> str:
-    if len(text) <= FEEDBACK_CHARS:
-        return text
-    half = FEEDBACK_CHARS // 2
-    return f"{text[:half]}\n[... {len(text) - FEEDBACK_CHARS} characters omitted ...]\n{text[-half:]}"
