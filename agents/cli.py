@@ -149,6 +149,11 @@ def eval_command(trajectories: Path = typer.Argument(..., help="Trajectories (JS
     if report.missing:
         console.print(f"[yellow]no episodes for {len(report.missing)} task(s) of the split:[/yellow] "
                       + ", ".join(report.missing))
+    if report.infrastructure_failures:
+        console.print(f"[yellow]{report.infrastructure_failures} episode(s) left out: they ended on an "
+                      "infrastructure failure, not the policy's doing[/yellow]")
+    if report.tampered:
+        console.print(f"[red]{report.tampered} episode(s) tampered with grading (reward 0)[/red]")
 
 
 def curate_command(trajectories: Path = typer.Argument(..., help="Trajectories (JSONL)."),

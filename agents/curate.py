@@ -1,6 +1,7 @@
 """Choose the trajectories worth training on (as the paper does: 417 successes -> 291 kept).
 
-Kept: resolved episodes with fewer than `max_steps` commands, no shortcut, and not a duplicate. A shortcut is a
+Kept: resolved episodes with fewer than `max_steps` commands, no tampering found by the grader's audit, no
+shortcut, and not a duplicate. A shortcut is a
 command that learns the answer from somewhere a real user's machine would not offer it: the grading tests, the
 package manager's logs (which name what the breakage changed), or the VCS history (which shows the breaking edit).
 """
@@ -52,6 +53,8 @@ def curate(trajectories: Iterable[Trajectory], *, max_steps: int = 20,
 
 def _why_dropped(trajectory: Trajectory, max_steps: int, tests_dirs: Sequence[str],
                  seen: set[tuple[str, tuple[str, ...]]]) -> str | None:
+    if trajectory.tamper:
+        return "tampered with grading"
     if not trajectory.resolved:
         return "not resolved"
     if len(trajectory.steps) >= max_steps:

@@ -58,4 +58,5 @@ class Episode:
         if terminated or truncated:
             trajectory.reward, trajectory.resolved = float(reward), bool(info.get("resolved"))
             trajectory.tests = dict(info.get("tests", {}))
-            trajectory.end = "submitted" if terminated else "max_steps"
+            trajectory.tamper, trajectory.error = list(info.get("tamper", [])), info.get("error")
+            trajectory.end = "error" if trajectory.error else "submitted" if terminated else "max_steps"

@@ -52,15 +52,24 @@ class Report:
     tasks: list[TaskScore]
     overall: dict[int, tuple[float, float, float]]  # k -> (mean over tasks, low, high)
     missing: list[str] = field(default_factory=list)  # tasks of the split without any episode
+    infrastructure_failures: int = 0  # episodes left out: they ended on a failure the policy did not cause
+    tampered: int = 0  # episodes whose audit found tampering (counted, with reward 0)
 
 
 def evaluate(trajectories: Iterable[Trajectory], ks: Sequence[int] = (1,), *, task_ids: Sequence[str] | None = None,
              confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> Report:
-    """Score the split `task_ids` (default: every task in `trajectories`); other tasks' episodes are ignored."""
+    """Score the split `task_ids` (default: every task in `trajectories`); other tasks' episodes are ignored,
+    and so are infrastructure failures (counted in the report)."""
     outcomes: dict[str, list[bool]] = {}
+    infrastructure = tampered = 0
     for trajectory in trajectories:
-        if trajectory.done and (task_ids is None or trajectory.task_id in task_ids):
-            outcomes.setdefault(trajectory.task_id, []).append(trajectory.resolved)
+        if not trajectory.done or (task_ids is not None and trajectory.task_id not in task_ids):
+            continue
+        if trajectory.infrastructure_failure:
+            infrastructure += 1
+            continue
+        tampered += bool(trajectory.tamper)
+        outcomes.setdefault(trajectory.task_id, []).append(trajectory.resolved)
     scores = [TaskScore(task_id, len(runs), sum(runs),
                         {k: pass_at_k(len(runs), sum(runs), k) for k in ks if k <= len(runs)},
                         wilson(sum(runs), len(runs), confidence))
@@ -74,4 +83,4 @@ def evaluate(trajectories: Iterable[Trajectory], ks: Sequence[int] = (1,), *, ta
             low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
             overall[k] = (float(values.mean()), float(low), float(high))
     missing = sorted(set(task_ids or []) - set(outcomes))
-    return Report(list(ks), confidence, scores, overall, missing)
+    return Report(list(ks), confidence, scores, overall, missing, infrastructure, tampered)

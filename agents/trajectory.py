@@ -1,7 +1,8 @@
 """The one data type for an episode's record, used by policies, rollouts, evaluation, curation and export.
 
 Policies read the trajectory so far to choose the next reply; rollouts append turns, steps and the grade;
-files hold one trajectory per line as JSON (JSONL). Schema, version `SCHEMA_VERSION` (2):
+files hold one trajectory per line as JSON (JSONL). Schema, version `SCHEMA_VERSION` (3; version 2 files,
+which lack `tamper` and `error`, are read too):
 
 - `task_id`, `episode` (index of this attempt at the task: resumes key on the pair), `instruction`.
 - `policy`, `model` (model path or URL; "" for scripted policies), `sampling` (the `SamplingSettings` as a dict).
@@ -14,6 +15,9 @@ files hold one trajectory per line as JSON (JSONL). Schema, version `SCHEMA_VERS
 - `steps`: one `Step` per command that ran in the environment: command, full output, exit code, duration (s).
 - `reward`, `resolved`, `tests` (test id -> passed / failed / ...), `end` ("submitted", "max_steps" or
   "turn_budget"): the grade, set when the episode is over.
+- `tamper`: the grader's audit findings (files changed that could fake the tests); such an episode earns 0 and
+  is never kept for training. `error`: why the episode could not be graded ({kind, message, policy_caused}), or
+  None; evaluation leaves the episodes whose error the policy did not cause out of pass@k.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)
 
 
 @dataclass
@@ -66,12 +71,19 @@ class Trajectory:
     resolved: bool = False
     tests: dict[str, str] = field(default_factory=dict)
     end: str = ""
+    tamper: list[str] = field(default_factory=list)
+    error: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
     def done(self) -> bool:
         return self.reward is not None
+
+    @property
+    def infrastructure_failure(self) -> bool:
+        """The episode ended on a failure the policy did not cause (Docker, the host): it says nothing of the policy."""
+        return bool(self.error) and not self.error.get("policy_caused", True)
 
     @property
     def commands(self) -> list[str]:
@@ -83,8 +95,10 @@ class Trajectory:
     @classmethod
     def from_json(cls, line: str) -> Trajectory:
         data = json.loads(line)
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"trajectory schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+        if data.get("schema_version") not in READABLE_VERSIONS:
+            raise ValueError(f"trajectory schema_version {data.get('schema_version')!r} is not one of "
+                             f"{READABLE_VERSIONS}")
+        data["schema_version"] = SCHEMA_VERSION
         data["steps"] = [Step(**step) for step in data["steps"]]
         data["turns"] = [Turn(**turn) for turn in data["turns"]]
         return cls(**data)

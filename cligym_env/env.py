@@ -2,7 +2,11 @@
 
 An episode: `reset` starts a container of the task's broken image and returns the instruction; each `step`
 runs one command in a persistent shell and returns its output; the action `submit` (or the step limit)
-ends the episode, and only then are the hidden tests copied in and run to compute the reward.
+ends the episode, and only then is the container's filesystem graded (see `cligym_env.grading.grader`).
+
+Nothing that goes wrong raises out of `step()`: a container that dies, a disk cap exceeded, a Docker error or a
+grading timeout ends the episode with `truncated=True`, reward 0 and `info["error"]` = {kind, message,
+policy_caused}, so a rollout records it and goes on, and evaluation can leave infrastructure failures out.
 """
 
 from __future__ import annotations
@@ -10,13 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import time
+
 import docker
 import gymnasium as gym
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 
 from cligym_env import spaces
 from cligym_env.grading import Grade, grade
+from cligym_env.grading.grader import Failure
 from cligym_env.images import build_environment
+from cligym_env.images.build import base_images
 from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
 from cligym_env.runtime.shell import CommandResult, ShellError
@@ -25,6 +33,8 @@ from cligym_env.tasks.task import UNVERIFIED
 from cligym_env.tasks.registry import Registry
 
 SUBMIT = "submit"
+AUDIT_MODES = ("enforce", "report")
+DISK_CHECK_INTERVAL = 1.0  # seconds between measurements of the writable layer
 
 
 class CLIGymEnv(gym.Env[str, str]):
@@ -33,16 +43,21 @@ class CLIGymEnv(gym.Env[str, str]):
     def __init__(self, registry: str | Path | Registry | None = None, *, task_ids: Sequence[str] | None = None,
                  category: str | None = None, project: str | None = None, difficulty: str | None = None,
                  max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
-                 limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False) -> None:
+                 limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False,
+                 audit: str = "enforce") -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
+        if audit not in AUDIT_MODES:
+            raise ValueError(f"audit={audit!r} is not supported; use 'enforce' (tampering earns 0) or 'report'")
+        limits.disk_bytes  # a malformed size fails now, not mid-episode
         if max_steps < 1:
             raise ValueError(f"max_steps={max_steps} must be at least 1")
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
         self.task_ids = self._select(task_ids, category, project, difficulty, include_unverified)
         self.max_steps, self.command_timeout, self.partial_credit = max_steps, command_timeout, partial_credit
-        self.limits, self.render_mode = limits, render_mode
+        self.limits, self.render_mode, self.audit = limits, render_mode, audit
+        self._disk_checked = 0.0
         self.action_space = spaces.action_space()
         self.observation_space = spaces.observation_space()
         self.task: Task | None = None
@@ -84,6 +99,7 @@ class CLIGymEnv(gym.Env[str, str]):
         self.sandbox = Sandbox(image, task_id=self.task.id, network=self.task.environment.network,
                                limits=self.limits, client=self.client).start()
         self.steps, self.last_result, self.last_grade = 0, None, None
+        self._disk_checked = time.monotonic()
         self._transcript = [self.task.instruction]
         meta = self.task.metadata
         info = {"task_id": self.task.id, "project": meta.project, "category": meta.category,
@@ -102,16 +118,19 @@ class CLIGymEnv(gym.Env[str, str]):
         if not isinstance(action, str):
             raise TypeError(f"an action is a shell command string (or {SUBMIT!r}), got {type(action).__name__}")
         self.steps += 1
-        if action.strip() == SUBMIT:
+        if action == SUBMIT:
             return self._finish("submitted", truncated=False)
+        refusal = _refuse(action)
         try:
-            self.last_result = result = self.sandbox.run(action, timeout=self.command_timeout)
-        except (DockerException, ShellError) as error:  # the container itself is gone (OOM, killed from outside)
-            self._end_sandbox()
-            info = {"exit_code": None, "timed_out": False, "output_truncated": False, "shell_restarted": False,
-                    "tests": {}, "resolved": False, "grading_error": f"the container stopped: {error}"}
-            return spaces.sanitize(f"[cligym: the container stopped; the episode is over: {error}]"), 0.0, True, \
-                False, info
+            if refusal:
+                self.last_result = result = CommandResult(action, refusal, None, 0.0)
+            else:
+                self.last_result = result = self.sandbox.run(action, timeout=self.command_timeout)
+            failure = self._check_disk(force=result.duration >= DISK_CHECK_INTERVAL)
+        except (DockerException, ShellError) as error:  # the container itself is gone (OOM, killed)
+            return self._fail(self._diagnose(error))
+        if failure:
+            return self._fail(failure, result.output)
         self._transcript += [f"$ {action}", result.output]
         info = {"exit_code": result.exit_code, "timed_out": result.timed_out,
                 "output_truncated": result.output_truncated, "shell_restarted": result.shell_restarted}
@@ -121,16 +140,81 @@ class CLIGymEnv(gym.Env[str, str]):
         return spaces.sanitize(result.output), 0.0, False, False, info
 
     def _finish(self, observation: str, *, truncated: bool) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Grade the container as the policy left it, then remove it."""
+        """Grade the filesystem the policy left (in a fresh container), then remove the sandbox."""
         assert self.sandbox is not None and self.task is not None
         try:
-            self.last_grade = result = grade(self.sandbox, self.task.tests, partial_credit=self.partial_credit)
+            failure = self._check_disk(force=True) or self._check_alive()
+        except DockerException as error:
+            failure = self._diagnose(error)
+        if failure:
+            return self._fail(failure, observation)
+        try:
+            self.last_grade = result = grade(self.sandbox, self.task.tests, references=self._references(),
+                                             partial_credit=self.partial_credit, enforce=self.audit == "enforce")
         finally:
             self._end_sandbox()
+        if result.failure:
+            return self._fail(result.failure, observation)
         info = {"tests": dict(result.tests), "resolved": result.resolved,
-                "grading_error": result.run.error if result.run else ""}
+                "grading_error": result.run.error if result.run else "", "tamper": list(result.tamper), "error": None}
         self._transcript.append(f"[episode over: reward {result.reward}]")
         return spaces.sanitize(observation), float(result.reward), not truncated, truncated, info
+
+    def _fail(self, failure: Failure, observation: str = "") -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """End the episode without a grade: truncated, reward 0, and what broke in `info["error"]`."""
+        self._end_sandbox()
+        self.last_grade = Grade(0.0, False, {t: "missing" for t in self.task.tests.selected} if self.task else {},
+                                failure=failure)
+        info = {"exit_code": None, "timed_out": False, "output_truncated": False, "shell_restarted": False,
+                "tests": dict(self.last_grade.tests), "resolved": False, "grading_error": failure.message,
+                "tamper": [], "error": failure.as_info()}
+        self._transcript.append(f"[episode over: {failure.kind}: {failure.message}]")
+        text = f"{observation}\n[cligym: the episode is over: {failure.message}]".lstrip("\n")
+        return spaces.sanitize(text), 0.0, False, True, info
+
+    def _references(self) -> list[str]:
+        """Images whose content the audit trusts besides the task image: what it was built FROM."""
+        assert self.task is not None
+        return [image for image in base_images(self.task.environment.dockerfile) if _exists(self.client, image)]
+
+    def _check_disk(self, *, force: bool) -> Failure | None:
+        """Measure the writable layer at most once a second (or when asked); a failure once it exceeds the cap."""
+        assert self.sandbox is not None
+        now = time.monotonic()
+        if not force and now - self._disk_checked < DISK_CHECK_INTERVAL:
+            return None
+        self._disk_checked = now
+        used = self.sandbox.disk_usage()
+        if used > self.limits.disk_bytes:
+            return Failure("disk-limit", f"the container wrote {used / 2**20:.0f} MiB, over its {self.limits.disk} "
+                                         "disk limit", policy_caused=True)
+        return None
+
+    def _check_alive(self) -> Failure | None:
+        assert self.sandbox is not None and self.sandbox.container is not None
+        self.sandbox.container.reload()
+        if self.sandbox.container.status != "running":
+            return self._diagnose(RuntimeError(f"the container is {self.sandbox.container.status}"))
+        return None
+
+    def _diagnose(self, error: Exception) -> Failure:
+        """Whose doing a dead or failing container is: the policy's (it exited, ran out of memory) or not."""
+        container = self.sandbox.container if self.sandbox else None
+        try:
+            assert container is not None
+            container.reload()
+            state = container.attrs["State"]
+        except (AssertionError, NotFound, DockerException):
+            return Failure("container-died", f"the container was removed from outside: {error}", policy_caused=False)
+        if state.get("Running"):
+            return Failure("infrastructure", f"Docker failed while running the command: {error}", policy_caused=False)
+        if state.get("OOMKilled"):
+            return Failure("container-died", f"the container ran out of memory ({self.limits.memory})",
+                           policy_caused=True)
+        if self.sandbox is not None and self.sandbox.stopped_from_outside():
+            return Failure("container-died", "the container was killed or stopped from outside", policy_caused=False)
+        return Failure("container-died", f"the container exited (status {state.get('ExitCode')}): a command "
+                                         "killed its main process", policy_caused=True)
 
     def render(self) -> str | None:
         if self.render_mode == "ansi":
@@ -152,3 +236,21 @@ class CLIGymEnv(gym.Env[str, str]):
             self._client.close()
             self._client = None
         super().close()
+
+
+def _refuse(action: str) -> str:
+    """Why an action is not run, or '' (the policy is told, and the step counts)."""
+    if len(action) > spaces.ACTION_MAX_LENGTH:
+        return (f"[cligym: the command is {len(action)} characters long; at most {spaces.ACTION_MAX_LENGTH} are "
+                "allowed. It was not run: write long content with several commands.]")
+    if "\0" in action:
+        return "[cligym: the command contains a NUL byte, which no shell can take. It was not run.]"
+    return ""
+
+
+def _exists(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+        return True
+    except NotFound:
+        return False

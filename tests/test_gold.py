@@ -113,7 +113,7 @@ def test_offline_repairs_from_the_kept_wheels_and_debs(gold: GoldEnvironment,
 def test_test_imports_leave_out_the_suites_own_modules() -> None:
     files = {"test_a.py": b"import helpers, attr.exceptions\nfrom tests.util import x\nfrom . import y\n",
              "helpers.py": b"import os\n", "data/broken.py": b"def (:\n"}
-    tests = task.Tests("true", files, directory="/opt/project/tests")
+    tests = task.Tests(runner="script", command="true", files=files, directory="/opt/project/tests")
     assert parse_test_imports(tests) == ("attr", "os")
 
 

@@ -35,7 +35,7 @@ def make_task(task_id: str = "demo-task", **metadata: Any) -> Task:
             network=True,
         ),
         tests=TaskTests(
-            command="cd /cligym/tests &&\npytest --junitxml=\"$CLIGYM_JUNIT\" -q\r\n",
+            runner="script", command="cd /cligym/tests &&\npytest --junitxml=\"$CLIGYM_JUNIT\" -q\r\n",
             files={"test_app.py": b"def test_ok():\n    pass\n", "fixtures/deep/raw.bin": b"\x00\xff\r\n\x80"},
             fail_to_pass=("tests/test_app.py::test_ok",),
             pass_to_pass=("tests/test_app.py::test_other", "tests/test_app.py::TestA::test_b[x-1]"),
@@ -93,7 +93,10 @@ MALFORMED = {
     "unknown category": (_edit_toml(lambda d: d["metadata"].update(category="filesystem")),
                          ["metadata.category", "'file-system'"]),
     "id mismatch": (_edit_toml(lambda d: d.update(id="other-task")), ["`id`", "'other-task'", "demo-task"]),
-    "missing command": (_edit_toml(lambda d: d["tests"].pop("command")), ["tests.command", "under [tests]"]),
+    "missing command": (_edit_toml(lambda d: d["tests"].pop("command")), ["tests.command", "script runner"]),
+    "unknown runner": (_edit_toml(lambda d: d["tests"].update(runner="nose")), ["tests.runner", "'nose'", "pytest"]),
+    "pytest runner without python": (_edit_toml(lambda d: d["tests"].update(runner="pytest")),
+                                     ["tests.python", "absolute"]),
     "missing id": (_edit_toml(lambda d: d.pop("id")), ["required field `id`"]),
     "empty fail_to_pass": (_edit_toml(lambda d: d["tests"].update(fail_to_pass=[])),
                            ["task.toml", "tests.fail_to_pass is empty"]),
@@ -153,7 +156,8 @@ def test_unwritable_task_fails_before_touching_disk(tmp_path: Path) -> None:
     with pytest.raises(TaskError, match="metadata.extra"):
         write_task(make_task(extra={"bad": None}), tmp_path)
     escaping = make_task()
-    escaping = Task(**{**vars(escaping), "tests": TaskTests(command="true", files={"../x": b""}, fail_to_pass=("t",))})
+    escaping = Task(**{**vars(escaping), "tests": TaskTests(runner="script", command="true", files={"../x": b""},
+                                                                     fail_to_pass=("t",))})
     with pytest.raises(TaskError, match=r"tests.files path '\.\./x'"):
         write_task(escaping, tmp_path)
     assert list(tmp_path.iterdir()) == []

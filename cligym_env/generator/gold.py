@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,7 @@ from cligym_env.generator import wheelhouse
 from cligym_env.generator.probe import APT_ARCHIVES, WHEELHOUSE, probe_gold
 from cligym_env.generator.types import Distribution, GoldEnvironment, GoldProbe
 from cligym_env.grading import run_tests
+from cligym_env.grading.grader import discover_plugins
 from cligym_env.images.bootstrap import PYTHON_IMAGE
 from cligym_env.images.build import build_image
 from cligym_env.runtime.sandbox import Sandbox
@@ -32,6 +33,7 @@ from cligym_env.tasks.task import Environment, Tests
 
 PROJECTS_FILE = Path(__file__).with_name("projects.toml")
 PROJECT_DIR = "/opt/project"
+VENV_PYTHON = "/opt/venv/bin/python"
 
 # Every installed package's .deb stays in apt's cache and is served as a local apt source, so
 # `apt-get install --reinstall PKG` and `dpkg -i` work with the network off (lists from the mirror are not kept:
@@ -119,8 +121,8 @@ def build_gold(name: str, version: str | None = None, *, client: docker.DockerCl
     image = f"cligym/gold-{wheelhouse.canonical(name)}:{environment.content_hash()[:24]}"
     log(f"{name}=={version}: building {image}")
     build_image(client, image, environment.dockerfile, environment.files, what=f"gold image of {name}=={version}")
-    passing, seconds, probe = _validate(client, image, tests, module, policy, f"{name}=={version}", log)
-    tests = Tests(tests.command, tests.files, tests.directory, timeout=float(max(60, round(5 * seconds))))
+    passing, seconds, probe, tests = _validate(client, image, tests, module, policy, f"{name}=={version}", log)
+    tests = replace(tests, timeout=float(max(60, round(5 * seconds))))
     gold = GoldEnvironment(name, version, image, environment, tests, passing, probe)
     save_gold(gold, folder)
     return gold
@@ -144,8 +146,8 @@ def _prepare(name: str, version: str, config: ProjectConfig, policy: Policy,
     files = {f"wheelhouse/{w.name}": w.read_bytes() for w in sorted(house.glob("*.whl"))} | project_files
     install = [f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}", *requirements]
     args = [*config.pytest_args, *(f"--deselect={test}" for test in config.deselect)]
-    tests = Tests(_command(args, source.tests_dir), source.test_files, f"{PROJECT_DIR}/{source.tests_dir}",
-                  timeout=policy.max_suite_seconds)
+    tests = Tests(python=VENV_PYTHON, workdir=PROJECT_DIR, rootdir=PROJECT_DIR, pytest_args=("-q", *args),
+                  files=source.test_files, directory=f"{PROJECT_DIR}/{source.tests_dir}", timeout=policy.max_suite_seconds)
     module = config.module or _closest(name, modules)
     return Environment(_dockerfile(install, bool(project_files)), files), tests, module
 
@@ -157,11 +159,15 @@ def ensure_image(gold: GoldEnvironment, *, client: docker.DockerClient, log: Cal
 
 
 def _validate(client: docker.DockerClient, image: str, tests: Tests, module: str, policy: Policy, what: str,
-              log: Callable[[str], None]) -> tuple[tuple[str, ...], float, GoldProbe]:
-    """Run the suite twice in fresh containers; keep tests that passed both times, judge the rest."""
+              log: Callable[[str], None]) -> tuple[tuple[str, ...], float, GoldProbe, Tests]:
+    """Run the suite twice in fresh containers; keep tests that passed both times, judge the rest.
+
+    The pytest plugins the gold environment provides are recorded, so grading loads exactly those."""
     runs, seconds = [], []
     for attempt in (1, 2):
         with Sandbox(image, task_id="gold", client=client) as sandbox:
+            if attempt == 1:
+                tests = replace(tests, plugins=discover_plugins(sandbox, tests))
             started = time.monotonic()
             run = run_tests(sandbox, tests)
             seconds.append(time.monotonic() - started)
@@ -170,7 +176,7 @@ def _validate(client: docker.DockerClient, image: str, tests: Tests, module: str
             runs.append(run.outcomes)
             if attempt == 1:
                 probe = probe_gold(sandbox, tests, module)
-    return judge_suite(runs[0], runs[1], max(seconds), policy, what, log), max(seconds), probe
+    return judge_suite(runs[0], runs[1], max(seconds), policy, what, log), max(seconds), probe, tests
 
 
 def judge_suite(first: dict[str, str], second: dict[str, str], seconds: float, policy: Policy, what: str,
@@ -206,11 +212,6 @@ def _dockerfile(install: list[str], has_project_files: bool) -> str:
     ])
 
 
-def _command(args: list[str], tests_dir: str) -> str:
-    return (f"cd {PROJECT_DIR} && python -m pytest -p no:cacheprovider -o junit_family=xunit1 "
-            f"--rootdir={PROJECT_DIR} --junitxml=\"$CLIGYM_JUNIT\" -q {shlex.join([*args, tests_dir])}")
-
-
 def _closest(name: str, modules: tuple[str, ...]) -> str:
     wanted = wheelhouse.canonical(name).replace("-", "_")
     return next((m for m in modules if m.lower() == wanted), None) or \
@@ -232,7 +233,7 @@ def save_gold(gold: GoldEnvironment, folder: Path) -> Path:
     document: dict[str, Any] = {
         "project": gold.project, "version": gold.version, "image": gold.image, "passing": list(gold.passing),
         "environment": {"network": gold.environment.network},
-        "tests": {"command": gold.tests.command, "directory": gold.tests.directory, "timeout": gold.tests.timeout},
+        "tests": {key: value for key, value in vars(gold.tests).items() if key != "files"},
         "probe": _plain(probe)}
     (staging / "gold.toml").write_text(tomli_w.dumps(document))
     _write_tree(staging / "environment", {"Dockerfile": gold.environment.dockerfile.encode(),
@@ -255,8 +256,15 @@ def load_gold(folder: Path) -> GoldEnvironment:
     return GoldEnvironment(
         data["project"], data["version"], data["image"],
         Environment(dockerfile, context, network=data["environment"]["network"]),
-        Tests(files=wheelhouse.read_tree(folder / "tests"), **data["tests"]), tuple(data["passing"]),
+        _tests(data["tests"], wheelhouse.read_tree(folder / "tests")), tuple(data["passing"]),
         GoldProbe(distributions=distributions, **probe))
+
+
+def _tests(fields: dict[str, Any], files: dict[str, bytes]) -> Tests:
+    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
+    if "command" in fields and "python" not in fields:  # a recipe saved before the trusted runner
+        fields["runner"] = "script"
+    return Tests(files=files, **fields)
 
 
 def _plain(value: Any) -> Any:

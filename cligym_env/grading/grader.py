@@ -1,25 +1,72 @@
-"""Grade a sandbox against its task's hidden tests: copy them in, run them, read the JUnit report.
+"""Grade the filesystem a policy left, never its processes: snapshot, fresh container, audit, trusted runner.
 
-Tests are copied in only now, so the policy never sees them; they run in a fresh shell, so what the
-policy did to its own shell (aliases, cwd, variables) does not count, only the state of the machine.
+1. The policy's container is frozen, its changes listed (`docker diff`) and committed to a snapshot image.
+2. The snapshot runs as a new grading container (network off, same limits, `/` as working directory, a static
+   busybox from the harness volume as its only long-lived process): no process of the policy's is alive there.
+3. The audit (`audit.py`) checks every changed file that could run during the tests.
+4. The tests folder is deleted and written anew (nothing planted survives, bytecode caches included); the
+   report and the runner's summary go to folders made fresh too.
+5. `pytest_runner.py` runs the tests with the environment's interpreter (`-I -B`, pytest from the read-only
+   harness, no plugin auto-loading, a fixed environment); legacy tasks with a shell `command` run it instead.
+6. The report is size-checked before it is read, and pytest's exit status must agree with it.
+Both the grading container and the snapshot are removed whatever happens.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import io
+import json
+import logging
+import secrets
+import shlex
+import tarfile
+from dataclasses import dataclass, field, replace
+from typing import Sequence
 
+import docker
+from docker.errors import DockerException, NotFound
+
+from cligym_env.grading.audit import WORK_DIR, audit
+from cligym_env.grading.harness import BUSYBOX, HARNESS_DIR, RUNNER, harness_volume
 from cligym_env.grading.junit import ReportError, TestResult, parse_junit_results
-from cligym_env.runtime.sandbox import Sandbox
+from cligym_env.runtime.execute import run_argv
+from cligym_env.runtime.sandbox import SNAPSHOT_LABEL, Sandbox, container_settings, tar_files
 from cligym_env.tasks.task import Tests
 
-REPORT_PATH = "/cligym/results/junit.xml"
+log = logging.getLogger(__name__)
+
+REPORT_PATH = "/.cligym/report/junit.xml"
+SUMMARY_PATH = f"{WORK_DIR}/summary.json"
+MAX_REPORT_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an episode could not be graded; `policy_caused` separates the policy's doing from the infrastructure's."""
+
+    kind: str  # container-died, disk-limit, grading-timeout, report, infrastructure
+    message: str
+    policy_caused: bool
+
+    def as_info(self) -> dict[str, object]:
+        return {"kind": self.kind, "message": self.message, "policy_caused": self.policy_caused}
+
+
+class GradingFailure(Exception):
+    """Raised inside the grader and turned into a `Failure` by `grade`."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
 
 
 @dataclass(frozen=True)
 class TestRun:
     results: dict[str, TestResult]  # every test in the report
-    output: str  # the test command's output (capped)
-    error: str = ""  # why no report could be read, if so
+    output: str  # the runner's output (capped)
+    error: str = ""  # why no (complete) report could be read, if so
+    exit_code: int | None = None
+    disagreement: str = ""  # the runner's exit status contradicts its report
 
     @property
     def outcomes(self) -> dict[str, str]:
@@ -32,30 +79,182 @@ class Grade:
     resolved: bool
     tests: dict[str, str] = field(default_factory=dict)  # selected test id -> outcome ("missing" if absent)
     run: TestRun | None = None
+    tamper: tuple[str, ...] = ()  # audit findings; with enforcement on they force reward 0
+    failure: Failure | None = None  # set when grading could not be done; reward is then 0
 
 
 def run_tests(sandbox: Sandbox, tests: Tests) -> TestRun:
-    """Copy the tests in, run their command in a fresh shell, and read the report it wrote."""
-    sandbox.put_files(tests.directory, dict(tests.files))
-    command = f"rm -rf /cligym/results; mkdir -p /cligym/results; {tests.command}"
-    env = {"CLIGYM_JUNIT": REPORT_PATH, "CLIGYM_TESTS": tests.directory}
-    result = sandbox.run_fresh(command, timeout=tests.timeout, env=env)
-    report = sandbox.read_file(REPORT_PATH)
-    if report is None:
-        why = "timed out" if result.timed_out else f"exited with {result.exit_code}"
-        return TestRun({}, result.output, f"the test command {why} and wrote no JUnit report at {REPORT_PATH}")
+    """The tests' outcomes on a snapshot of `sandbox` (left running), for generation and validation."""
+    with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+        return box.run(tests)
+
+
+def discover_plugins(sandbox: Sandbox, tests: Tests) -> tuple[str, ...]:
+    """The pytest plugin modules the (trusted, gold) environment installs, for `Tests.plugins`."""
+    with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+        box.run(replace(tests, plugins=("?",)))
+        found = _json(box._file(SUMMARY_PATH, 1 << 20) or b"{}").get("available_plugins", [])
+    return tuple(sorted(str(plugin) for plugin in found))
+
+
+def grade(sandbox: Sandbox, tests: Tests, *, references: Sequence[str] = (), partial_credit: bool = False,
+          enforce: bool = True) -> Grade:
+    """Reward 1.0 iff every fail-to-pass and pass-to-pass test passes and the audit is clean.
+
+    `references` are the images whose content is trusted besides the sandbox's own (the task image's FROM);
+    `enforce=False` lists tamper findings without zeroing the reward (for research on reward hacking)."""
     try:
-        return TestRun(parse_junit_results(report), result.output)
-    except ReportError as error:
-        return TestRun({}, result.output, str(error))
-
-
-def grade(sandbox: Sandbox, tests: Tests, *, partial_credit: bool = False) -> Grade:
-    """Reward 1.0 iff every fail-to-pass and pass-to-pass test passes (or the fraction passing, if asked)."""
-    run = run_tests(sandbox, tests)
+        with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+            tamper = box.audit(snapshot.changes, [sandbox.image, *references], tests)
+            run = box.run(tests)
+    except GradingFailure as error:
+        return Grade(0.0, False, {t: "missing" for t in tests.selected}, failure=error.failure)
+    except (DockerException, OSError, TimeoutError) as error:
+        failure = Failure("infrastructure", f"grading failed in Docker: {error}", policy_caused=False)
+        return Grade(0.0, False, {t: "missing" for t in tests.selected}, failure=failure)
+    tamper = (*tamper, *([run.disagreement] if run.disagreement else []))
     outcomes = run.outcomes
     selected = {test: outcomes.get(test, "missing") for test in tests.selected}
     passing = sum(outcome == "passed" for outcome in selected.values())
-    resolved = bool(selected) and passing == len(selected)
-    reward = 1.0 if resolved else (passing / len(selected) if partial_credit and selected else 0.0)
-    return Grade(reward, resolved, selected, run)
+    resolved = bool(selected) and passing == len(selected) and not (enforce and tamper)
+    if enforce and tamper:
+        reward = 0.0
+    else:
+        reward = 1.0 if bool(selected) and passing == len(selected) else (
+            passing / len(selected) if partial_credit and selected else 0.0)
+    return Grade(reward, resolved, selected, run, tuple(tamper))
+
+
+class _Snapshot:
+    """The sandbox's filesystem frozen into an image, with the list of what the policy changed."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.image = ""
+        self.changes: list[tuple[str, int]] = []
+
+    def __enter__(self) -> "_Snapshot":
+        container = self.sandbox.container
+        assert container is not None, "the sandbox was never started"
+        paused = _try(container.pause)  # frozen, so the diff and the commit see the same files
+        try:
+            self.changes = self.sandbox.changes()
+            labels = {SNAPSHOT_LABEL: "1", "cligym.owner": container.labels.get("cligym.owner", "")}
+            self.image = container.commit(repository="cligym-snapshot", tag=secrets.token_hex(6),
+                                          pause=False, conf={"Labels": labels}).id
+        finally:
+            if paused:
+                _try(container.unpause)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.image:
+            _try(lambda: self.sandbox.client.images.remove(self.image, force=True))
+
+
+class _GradingBox:
+    """A fresh container of the snapshot in which only the harness and the tests run."""
+
+    def __init__(self, sandbox: Sandbox, image: str) -> None:
+        self.client, self.sandbox, self.image = sandbox.client, sandbox, image
+        self.harness = harness_volume(self.client)
+        self.container = None
+
+    def __enter__(self) -> "_GradingBox":
+        settings = container_settings(self.sandbox.limits, network=False, owner_task=self.sandbox.task_id)
+        self.container = self.client.containers.run(
+            self.image, [BUSYBOX, "sleep", "2147483647"], entrypoint=[], working_dir="/", detach=True,
+            name=f"cligym-grade-{secrets.token_hex(6)}", volumes={self.harness: {"bind": HARNESS_DIR, "mode": "ro"}},
+            **settings)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.container is not None:
+            _try(lambda: self.container.remove(force=True))
+
+    def _busybox(self, *args: str, timeout: float = 60.0) -> str:
+        result = run_argv(self.client.api, self.container.id, [BUSYBOX, *args], timeout=timeout)
+        if result.exit_code != 0:
+            raise GradingFailure(Failure("infrastructure", f"busybox {args[0]} failed in the grading container "
+                                         f"({result.exit_code}): {result.output[-300:]}", policy_caused=False))
+        return result.output
+
+    def audit(self, changes: list[tuple[str, int]], images: Sequence[str], tests: Tests) -> list[str]:
+        return audit(self.client, self.container.id, changes, images, self.harness, skip=[tests.directory])
+
+    def run(self, tests: Tests) -> TestRun:
+        directory = tests.directory.rstrip("/") or "/"
+        report_dir = REPORT_PATH.rsplit("/", 1)[0]
+        folders = " ".join(shlex.quote(folder) for folder in (directory, report_dir, WORK_DIR))
+        self._busybox("sh", "-c", f"{BUSYBOX} rm -rf {folders} && {BUSYBOX} mkdir -p {folders}")
+        self.container.put_archive(directory, tar_files(tests.files))
+        env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
+               "CLIGYM_TESTS": directory, "CLIGYM_JUNIT": REPORT_PATH}
+        if tests.runner == "pytest":
+            argv = [tests.python, "-I", "-B", "-X", f"pycache_prefix={WORK_DIR}/no-bytecode", RUNNER, SUMMARY_PATH,
+                    REPORT_PATH, tests.workdir, tests.rootdir or tests.workdir, ",".join(tests.plugins), "--",
+                    *tests.pytest_args, directory]
+        else:  # a task from elsewhere with its own shell command; the environment's bash runs it
+            argv = ["/bin/bash", "-c", tests.command]
+        result = run_argv(self.client.api, self.container.id, argv, timeout=tests.timeout, env=env,
+                          workdir="/", max_output_bytes=self.sandbox.limits.max_output_bytes)
+        if result.timed_out:
+            raise GradingFailure(Failure("grading-timeout", f"the tests did not finish within {tests.timeout:g} s",
+                                         policy_caused=True))
+        return self._read(tests, result.exit_code, result.output)
+
+    def _read(self, tests: Tests, exit_code: int | None, output: str) -> TestRun:
+        summary = self._file(SUMMARY_PATH, 1 << 20) if tests.runner == "pytest" else b"{}"
+        if summary is None:
+            return TestRun({}, output, f"the environment's Python ({tests.python}) could not start the test "
+                                       f"runner (exit status {exit_code})", exit_code)
+        report = self._file(REPORT_PATH, MAX_REPORT_BYTES)
+        if report is None:
+            why = _json(summary).get("error") or f"it exited with {exit_code}"
+            return TestRun({}, output, f"the test runner wrote no JUnit report: {why}", exit_code)
+        try:
+            results = parse_junit_results(report)
+        except ReportError as error:
+            raise GradingFailure(Failure("report", str(error), policy_caused=True)) from None
+        return TestRun(results, output, exit_code=exit_code,
+                       disagreement=_disagreement(tests, results, exit_code) if tests.runner == "pytest" else "")
+
+    def _file(self, path: str, limit: int) -> bytes | None:
+        try:
+            stream, info = self.client.api.get_archive(self.container.id, path)
+        except NotFound:
+            return None
+        if info.get("size", 0) > limit:
+            raise GradingFailure(Failure("report", f"{path} is {info['size']} bytes (at most {limit} are read)",
+                                         policy_caused=True))
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member and member.isfile() else None
+            return handle.read(limit + 1) if handle else None
+
+
+def _disagreement(tests: Tests, results: dict[str, TestResult], exit_code: int | None) -> str:
+    """pytest exits 0 exactly when nothing failed; a report that says otherwise was not written by it alone."""
+    failed = any(r.outcome in ("failed", "error") for r in results.values())
+    if exit_code == 0 and failed:
+        return "pytest exited with status 0 but its report lists failures"
+    if exit_code == 1 and not failed:
+        return "pytest exited with status 1 (tests failed) but its report lists no failure"
+    return ""
+
+
+def _json(data: bytes) -> dict:
+    try:
+        value = json.loads(data)
+        return value if isinstance(value, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _try(action) -> bool:  # type: ignore[no-untyped-def]
+    """Best effort for clean-up steps: a container already gone is not an error here."""
+    try:
+        action()
+        return True
+    except (DockerException, OSError):
+        return False

@@ -30,6 +30,12 @@ def image_exists(client: docker.DockerClient, tag: str) -> bool:
         return False
 
 
+def base_images(dockerfile: str) -> list[str]:
+    """The images a Dockerfile builds FROM (`scratch` excluded)."""
+    found = re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", dockerfile, flags=re.M | re.I)
+    return [base for base in found if base != "scratch"]
+
+
 def environment_tag(environment: Environment, repository: str = "cligym/env") -> str:
     return f"{repository}:{environment.content_hash()[:24]}"
 
@@ -39,8 +45,8 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
     """Build `tag` unless it exists. `what` names the thing being built in errors (e.g. 'task click-x')."""
     if image_exists(client, tag):
         return tag
-    for base in re.findall(r"^\s*FROM\s+(?:--\S+\s+)*(\S+)", dockerfile, flags=re.M | re.I):
-        if base == "scratch" or image_exists(client, base):
+    for base in base_images(dockerfile):
+        if image_exists(client, base):
             continue
         recipe = find_recipe(base)
         if recipe:  # e.g. a gold image: rebuilt from the recipe saved beside the registry

@@ -6,6 +6,8 @@ A step may print gigabytes (`yes`); the policy needs the start (the command's fi
 
 from __future__ import annotations
 
+import struct
+
 
 class CappedOutput:
     def __init__(self, max_bytes: int) -> None:
@@ -52,3 +54,18 @@ class CappedOutput:
         omitted = self.total - len(self.head) - len(tail)
         head = self.head.decode("utf-8", errors="replace")
         return f"{head}\n[... {omitted} bytes of output omitted ...]\n{bytes(tail).decode('utf-8', errors='replace')}"
+
+
+def demultiplex(frames: bytearray, data: bytes, output: CappedOutput) -> None:
+    """Docker frames non-tty exec streams: an 8-byte header (stream, 0, 0, 0, big-endian size), then the payload.
+
+    `frames` carries an incomplete frame over to the next call."""
+    frames += data
+    offset = 0
+    while len(frames) - offset >= 8:
+        size = struct.unpack_from(">I", frames, offset + 4)[0]
+        if len(frames) - offset - 8 < size:
+            break
+        output.append(bytes(frames[offset + 8 : offset + 8 + size]))
+        offset += 8 + size
+    del frames[:offset]

@@ -13,20 +13,32 @@ import re
 import secrets
 import select
 import socket
-import struct
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import docker
 
-from cligym_env.runtime.output import CappedOutput
+from cligym_env.runtime.output import CappedOutput, demultiplex
 
 SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "DEBIAN_FRONTEND": "noninteractive"}
 
-# Kills every descendant of the shell (not the shell): the command that overran and anything it started.
-_KILL_DESCENDANTS = r"""
+# Kills every descendant of the shell (not the shell), then every process started since the command began
+# (orphans it left by double-forking or setsid), a few rounds so a fork bomb cannot outrun it.
+# Arguments: the shell's pid, the command's age in clock ticks (100 a second; start times count them since boot).
+_KILL_COMMAND = r"""
 collect() { local c; for c in $(cat /proc/$1/task/*/children 2>/dev/null); do echo $c; collect $c; done; }
-kill -9 $(collect "$1") 2>/dev/null; exit 0
+kill -9 $(collect "$1") 2>/dev/null
+read -r up _ < /proc/uptime; since=$(( 10#${up/./} - $2 ))
+for round in 1 2 3; do
+  victims=()
+  for p in /proc/[0-9]*; do
+    pid=${p#/proc/}; [ "$pid" = 1 ] || [ "$pid" = $$ ] || [ "$pid" = "$1" ] || {
+      read -r stat < $p/stat 2>/dev/null || continue; fields=(${stat##*) }); [ "${fields[19]:-0}" -ge "$since" ] &&
+      victims+=($pid); }
+  done
+  [ ${#victims[@]} -eq 0 ] && break; kill -9 "${victims[@]}" 2>/dev/null
+done; exit 0
 """
 
 
@@ -64,8 +76,10 @@ def script_command(script: str) -> str:
 
 
 class PersistentShell:
-    def __init__(self, api: docker.APIClient, container_id: str, *, max_output_bytes: int = 32_768) -> None:
+    def __init__(self, api: docker.APIClient, container_id: str, *, max_output_bytes: int = 32_768,
+                 before_restart: Callable[[], None] | None = None) -> None:
         self.api = api
+        self.before_restart = before_restart  # e.g. kill every process of the container, not only the shell
         self.container_id = container_id
         self.max_output_bytes = max_output_bytes
         self._marker = f"__CLIGYM_DONE_{secrets.token_hex(8)}__"
@@ -111,7 +125,7 @@ class PersistentShell:
         line = f"eval {ansi_c_quote(command)} </dev/null; printf '\\n{self._marker}%d\\n' $?\n"
         result = self._exchange(line, timeout)
         if result.timed_out:
-            result = self._interrupt(result, timeout)
+            result = self._interrupt(result, timeout, time.monotonic() - started)
         restarted = result.exit_code is None
         if restarted:  # the shell is gone or wedged: give the episode a new one
             cause = "timed out and could not be interrupted" if result.timed_out else "ended the shell"
@@ -123,9 +137,10 @@ class PersistentShell:
         return CommandResult(command, result.output, result.exit_code, time.monotonic() - started,
                              result.timed_out, result.output_truncated, restarted)
 
-    def _interrupt(self, late: CommandResult, timeout: float) -> CommandResult:
+    def _interrupt(self, late: CommandResult, timeout: float, age: float) -> CommandResult:
         """Kill what the command started, then give the shell a moment to report back."""
-        killer = self.api.exec_create(self.container_id, ["bash", "-c", _KILL_DESCENDANTS, "-", str(self.pid)])
+        killer = self.api.exec_create(self.container_id,
+                                      ["bash", "-c", _KILL_COMMAND, "-", str(self.pid), str(int(age * 100) + 5)])
         self.api.exec_start(killer["Id"])
         rest = self._exchange("", timeout=2.0)
         output = late.output + rest.output
@@ -136,7 +151,9 @@ class PersistentShell:
 
     def _restart(self) -> None:
         self._close_socket()
-        if self.pid:
+        if self.before_restart is not None:
+            self.before_restart()
+        elif self.pid:
             self.api.exec_start(self.api.exec_create(self.container_id, ["bash", "-c", f"kill -9 {self.pid}"])["Id"])
         self.start()
 
@@ -162,22 +179,9 @@ class PersistentShell:
             if not data:
                 self._close_socket()
                 return CommandResult(text, output.text(), None, 0.0, output_truncated=output.truncated)
-            self._demultiplex(data, output)
+            demultiplex(self._frames, data, output)
             match = self._done.search(output.last(len(self._marker) + 16))
             if match:
                 output.drop_last(len(match.group(0)))
                 return CommandResult(text, output.text(), int(match.group(1)), 0.0,
                                      output_truncated=output.truncated)
-
-    def _demultiplex(self, data: bytes, output: CappedOutput) -> None:
-        """Docker frames non-tty streams: 8-byte header (stream, 0, 0, 0, big-endian size) then payload."""
-        frames = self._frames
-        frames += data
-        offset = 0
-        while len(frames) - offset >= 8:
-            size = struct.unpack_from(">I", frames, offset + 4)[0]
-            if len(frames) - offset - 8 < size:
-                break
-            output.append(bytes(frames[offset + 8 : offset + 8 + size]))
-            offset += 8 + size
-        del frames[:offset]

@@ -46,6 +46,8 @@ _KINDS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
         "a list of test id strings",
         '["tests/test_app.py::test_fix"]',
     ),
+    "strings": (lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v), "a list of strings",
+                '["-q"]'),
     "table": (lambda v: isinstance(v, dict), "a table", "{}"),
 }
 _SCHEMA: dict[str, dict[str, str]] = {  # section ("" = top level) -> field -> kind
@@ -56,11 +58,12 @@ _SCHEMA: dict[str, dict[str, str]] = {  # section ("" = top level) -> field -> k
     },
     "environment": {"network": "flag"},
     "tests": {
-        "command": "text", "directory": "text", "timeout": "seconds",
+        "runner": "text", "python": "text", "workdir": "text", "rootdir": "text", "pytest_args": "strings",
+        "plugins": "strings", "command": "text", "directory": "text", "timeout": "seconds",
         "fail_to_pass": "test ids", "pass_to_pass": "test ids",
     },
 }
-_REQUIRED_FIELDS = ("id", "tests.command", "tests.fail_to_pass")
+_REQUIRED_FIELDS = ("id", "tests.fail_to_pass")
 
 
 class TaskExistsError(TaskError, FileExistsError):
@@ -144,7 +147,8 @@ def _parse(folder: Path) -> tuple[str, Metadata, bool, dict[str, Any]]:
     if category not in CATEGORIES:
         raise TaskError(f"{where}: field `metadata.category` is {category!r}; {_choose(category, CATEGORIES)}")
     tests = dict(document["tests"])
-    for name in ("fail_to_pass", "pass_to_pass"):
+    tests.setdefault("runner", "script" if "command" in tests and "python" not in tests else "pytest")  # older tasks
+    for name in ("fail_to_pass", "pass_to_pass", "pytest_args", "plugins"):
         tests[name] = tuple(tests.get(name, ()))
     tests["timeout"] = float(tests.get("timeout", Tests.timeout))
     return document["id"], Metadata(**metadata), document.get("environment", {}).get("network", False), tests
@@ -177,7 +181,9 @@ def _render(task: Task) -> dict[str, bytes]:
     metadata = table(vars(task.metadata), skip=("extra",))
     if task.metadata.extra:
         metadata["extra"] = dict(task.metadata.extra)
-    tests = table(vars(task.tests), skip=("files",)) | {"timeout": float(task.tests.timeout)}
+    unused = ("command",) if task.tests.runner == "pytest" else ("python", "workdir", "rootdir", "pytest_args", "plugins")
+    tests = table(vars(task.tests), skip=("files", *unused)) | {"timeout": float(task.tests.timeout)}
+    tests = {key: value for key, value in tests.items() if value != "" or key == "command"}
     environment = {"network": task.environment.network}
     document = {"id": task.id, "metadata": metadata, "environment": environment, "tests": tests}
     try:

@@ -47,20 +47,45 @@ class Environment:
         return digest.hexdigest()
 
 
+RUNNERS = ("pytest", "script")
+
+
 @dataclass(frozen=True)
 class Tests:
-    """Hidden tests: copied into the container only for grading, then `command` runs them.
+    """Hidden tests: copied into a grading container of the final filesystem only, then run.
 
-    `command` runs in bash inside the container and must write a JUnit XML report to `$CLIGYM_JUNIT`.
-    Test ids are pytest node ids (`tests/test_x.py::TestA::test_b`).
+    runner "pytest" (every task cligym makes): cligym's trusted harness runs pytest with the environment's
+    interpreter `python` (an absolute path) in `workdir`, node ids relative to `rootdir` (default: workdir),
+    loading only the pytest `plugins` named (modules), with `pytest_args` before the tests folder.
+    runner "script" (tasks from elsewhere): `command` runs in the environment's bash and must write a JUnit XML
+    report to `$CLIGYM_JUNIT`; the tests are in `$CLIGYM_TESTS`. Test ids are pytest node ids.
     """
 
-    command: str
+    runner: str = "pytest"
+    python: str = ""
+    workdir: str = "/"
+    rootdir: str = ""
+    pytest_args: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+    command: str = ""
     files: Mapping[str, bytes] = field(default_factory=dict)
     directory: str = "/cligym/tests"
     fail_to_pass: tuple[str, ...] = ()
     pass_to_pass: tuple[str, ...] = ()
     timeout: float = 600.0
+
+    def problem(self) -> str:
+        """What is wrong with these settings, or '' (the caller names the task)."""
+        if self.runner not in RUNNERS:
+            return f"tests.runner is {self.runner!r}; choose one of {', '.join(RUNNERS)}"
+        if self.runner == "pytest" and not (self.python.startswith("/") and self.workdir.startswith("/")):
+            return ("tests.python and tests.workdir must be absolute paths in the container for the pytest runner "
+                    f"(got python={self.python!r}, workdir={self.workdir!r})")
+        if self.runner == "script" and not self.command:
+            return "tests.command is empty; the script runner needs the command that writes $CLIGYM_JUNIT"
+        if not self.directory.startswith("/") or self.directory.rstrip("/") in ("", "/"):
+            return f"tests.directory {self.directory!r} must be an absolute folder other than /"
+        return ""
 
     @property
     def selected(self) -> tuple[str, ...]:
@@ -100,6 +125,8 @@ class Task:
             )
         if not self.tests.fail_to_pass:
             raise TaskError(f"task {self.id}: tests.fail_to_pass is empty; a task needs at least one failing test")
+        if self.tests.problem():
+            raise TaskError(f"task {self.id}: {self.tests.problem()}")
 
     def summary(self) -> dict[str, Any]:
         """The short form shown by `cligym tasks list --json` and stored in the registry index."""

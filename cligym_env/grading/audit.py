@@ -1,0 +1,246 @@
+"""The audit: which files the policy changed that could run during grading, and whether each is trusted.
+
+The tests run the environment's own code, so anything the policy left where that code is loaded from (Python
+sources and `.pth` files, shared libraries, executables, pytest and venv configuration) could fake a pass from
+inside the test process. No runner can stop that; the audit finds it. A changed file of such a kind is trusted
+only when its content is content we built: the same path in the task image or the image it was built FROM
+(a file restored, a package reinstalled from the kept `.deb` files), or a member of a wheel in the image's
+wheelhouse installed at the matching place in a site-packages folder (a reinstall with pip). Anything else
+is listed in `info["tamper"]`. Python files in scratch folders (/tmp, /root, ...) are allowed: nothing imports
+them unless a protected file points there, and that file is audited.
+
+Everything is read in a fresh grading container with no policy process alive, through the harness's static
+busybox; manifests of the pristine images are cached per image id.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import logging
+import os
+import secrets
+import stat
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Iterable, Sequence
+
+import docker
+
+from cligym_env import paths
+from cligym_env.grading.harness import BUSYBOX, HARNESS_DIR
+from cligym_env.runtime.execute import run_argv
+from cligym_env.runtime.sandbox import Limits, container_settings, tar_files
+
+log = logging.getLogger(__name__)
+
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", ".so")
+CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg",
+                          "sitecustomize.py", "usercustomize.py", "pytest.py", "pyvenv.cfg", "ld.so.preload"})
+SCRATCH = ("/tmp/", "/var/tmp/", "/root/", "/home/", "/run/", "/dev/shm/", "/var/cache/", "/var/log/")
+# Mounted by Docker itself into every container (the init binary, network files): not the policy's.
+IGNORED = ("/proc/", "/sys/", "/dev/", "/.cligym/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
+           "/usr/sbin/docker-init")
+MAX_AUDITED = 100_000
+WORK_DIR = "/.cligym/work"  # where file lists are written in the container
+_PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path /.cligym -o -name __pycache__ \) -prune"
+_KINDS = " -o ".join([*(f"-name '*{suffix}'" for suffix in CODE_SUFFIXES), "-name '*.so.*'", "-perm /0111",
+                      *(f"-name '{name}'" for name in sorted(CONFIG_NAMES)), "-path '/etc/ld.so.*'"])
+# pyvenv.cfg is compared without its `command =` line, which records how the venv was (re)made.
+_HASH = (f"hash() {{ case \"$1\" in */pyvenv.cfg) {BUSYBOX} grep -v '^command' \"$1\" | {BUSYBOX} sha256sum "
+         f"| {BUSYBOX} sed \"s|-\\$|$1|\";; *) {BUSYBOX} sha256sum \"$1\";; esac; }}\n")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Trusted content: path -> sha256 of protected files in our images, and wheel member -> sha256s."""
+
+    files: dict[str, str]
+    wheel_members: dict[str, set[str]]
+
+    def trusts(self, path: str, digest: str) -> bool:
+        if self.files.get(path) == digest:
+            return True
+        parts = PurePosixPath(path).parts
+        for i, part in enumerate(parts):
+            if part in ("site-packages", "dist-packages"):
+                if digest in self.wheel_members.get("/".join(parts[i + 1:]), ()):
+                    return True
+        return False
+
+
+def protected(path: str, mode: int) -> bool:
+    """Could this file run (or steer what runs) when the tests are graded?"""
+    if stat.S_ISREG(mode) and mode & 0o111 and not path.startswith(SCRATCH):
+        return True
+    if path.startswith(SCRATCH) or "/__pycache__/" in path:
+        return False
+    name = PurePosixPath(path).name
+    parents = set(PurePosixPath(path).parent.parts)
+    return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES) or ".so." in name
+            or bool(parents & {"bin", "sbin", "libexec"})
+            or (path.startswith("/etc/ld.so.") and path != "/etc/ld.so.cache"))  # the cache is derived: ldconfig
+
+
+def audit(client: docker.DockerClient, grading_container: str, changes: Iterable[tuple[str, int]],
+          images: Sequence[str], harness: str, skip: Iterable[str] = ()) -> list[str]:
+    """Findings (empty when clean) for the paths the policy added or modified (`docker diff` kinds 0 and 1);
+    `images` are the task image and those it was built FROM, whose content is trusted."""
+    skipped = tuple(f"{s.rstrip('/')}/" for s in skip)
+    changed = sorted({p for p, kind in changes if kind in (0, 1) and not p.startswith(IGNORED + skipped)
+                      and p not in {i.rstrip("/") for i in IGNORED}})
+    if any("\n" in p for p in changed):
+        return ["a changed path contains a newline (it cannot be audited)"]
+    if len(changed) > MAX_AUDITED:
+        return [f"{len(changed)} files changed; more than {MAX_AUDITED} cannot be audited"]
+    if not changed:
+        return []
+    kinds = _stat(client, grading_container, changed)
+    files = [p for p, mode in kinds.items() if stat.S_ISREG(mode) and protected(p, mode)]
+    links = [p for p, mode in kinds.items() if stat.S_ISLNK(mode) and not p.startswith(SCRATCH)]
+    digests, targets = _hash(client, grading_container, files, links)
+    trusted = manifest(client, images, harness)
+    unknown = [p for p in {*files, *targets.values()} if p in digests and not trusted.trusts(p, digests[p])]
+    if unknown:  # e.g. a script that was not executable in the image: look its original content up
+        trusted = manifest(client, images, harness, also=unknown)
+    findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
+                for p in files if not trusted.trusts(p, digests.get(p, ""))]
+    changed_set = set(changed)
+    for link, target in targets.items():  # a link may not lead out of the audited world
+        if f"{target}/".startswith(SCRATCH):
+            findings.append(f"{link} was pointed into the scratch folder {target}, which is not audited")
+        elif target in changed_set and target in digests and protected(target, 0) \
+                and not trusted.trusts(target, digests[target]):
+            findings.append(f"{link} was pointed at {target}, whose content is in no image or wheel of this task")
+    return sorted(set(findings))
+
+
+def _sh(client: docker.DockerClient, container: str, script: str, timeout: float = 120.0) -> str:
+    result = run_argv(client.api, container, [BUSYBOX, "sh", "-c", script], timeout=timeout,
+                      max_output_bytes=64 << 20)
+    if result.exit_code is None:
+        raise TimeoutError(f"the audit did not finish within {timeout:g} s")
+    return result.output
+
+
+def _put_list(client: docker.DockerClient, container: str, name: str, items: list[str]) -> str:
+    """Write `items` NUL-separated to a file in the container (paths may contain any byte but NUL)."""
+    data = "".join(f"{item}\0" for item in items).encode("utf-8", "surrogateescape")
+    client.api.put_archive(container, "/", tar_files({f"{WORK_DIR.lstrip('/')}/{name}": data}))
+    return f"{WORK_DIR}/{name}"
+
+
+def _stat(client: docker.DockerClient, container: str, changed: list[str]) -> dict[str, int]:
+    listing = _put_list(client, container, "changed", changed)
+    out = _sh(client, container, f"{BUSYBOX} xargs -0 {BUSYBOX} stat -c '%f %n' < {listing} 2>/dev/null; true")
+    kinds = {}
+    for line in out.splitlines():
+        raw, _, path = line.partition(" ")
+        try:
+            kinds[path] = int(raw, 16)
+        except ValueError:
+            continue
+    return kinds
+
+
+def _hash(client: docker.DockerClient, container: str, files: list[str],
+          links: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """sha256 of each file, and each symlink's final target (hashed too when it is a regular file)."""
+    if not files and not links:
+        return {}, {}
+    file_list = _put_list(client, container, "files", files)
+    link_list = _put_list(client, container, "links", links)
+    script = (_HASH + f"{BUSYBOX} tr '\\0' '\\n' < {file_list} | while IFS= read -r p; do hash \"$p\"; done\n"
+              f"{BUSYBOX} tr '\\0' '\\n' < {link_list} | while IFS= read -r p; do "
+              f"t=$({BUSYBOX} readlink -f \"$p\") || continue; echo \"LINK $t $p\"; "
+              f"[ -f \"$t\" ] && hash \"$t\"; done; true")
+    digests, targets = {}, {}
+    for line in _sh(client, container, script).splitlines():
+        if line.startswith("LINK "):
+            target, _, link = line[5:].partition(" ")
+            targets[link] = target
+        else:
+            digest, _, path = line.partition("  ")
+            if len(digest) == 64:
+                digests[path] = digest
+    return digests, targets
+
+
+def manifest(client: docker.DockerClient, images: Iterable[str], harness: str, also: Iterable[str] = ()) -> Manifest:
+    """The trusted content of `images`: their protected files (hashed once per image id, cached under
+    $CLIGYM_HOME/cache), plus the paths in `also` looked up on demand (cached too)."""
+    files: dict[str, str] = {}
+    members: dict[str, set[str]] = {}
+    for image in images:
+        part = _image_manifest(client, image, harness, sorted(set(also)))
+        files.update({path: digest for path, digest in part["files"].items() if path not in files or digest})
+        for member, digests in part["wheel_members"].items():
+            members.setdefault(member, set()).update(digests)
+    return Manifest(files, members)
+
+
+def _image_manifest(client: docker.DockerClient, image: str, harness: str, also: list[str]) -> dict:
+    image_id = client.images.get(image).id.split(":")[-1]
+    cache = paths.cache_dir() / "manifests" / f"{image_id}.json.gz"
+    document = json.loads(gzip.decompress(cache.read_bytes())) if cache.exists() else None
+    wanted = [p for p in also if document is None or p not in document["files"]]
+    if document is not None and not wanted:
+        return document
+    if document is None:
+        log.info("hashing the protected files of %s (once per image)", image)
+    settings = container_settings(Limits(), network=False, owner_task="manifest")
+    container = client.containers.run(image, [BUSYBOX, "sleep", "3600"], entrypoint=[], detach=True,
+                                      name=f"cligym-manifest-{secrets.token_hex(6)}", working_dir="/",
+                                      volumes={harness: {"bind": HARNESS_DIR, "mode": "ro"}}, **settings)
+    try:
+        if document is None:
+            document = {"files": _hash_all(client, container), "wheel_members": _wheelhouse(client, container)}
+        if wanted:
+            found, _ = _hash(client, container.id, wanted, [])
+            document["files"].update({path: found.get(path, "") for path in wanted})  # "": not in this image
+    finally:
+        container.remove(force=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(f".{os.getpid()}.partial")
+    partial.write_bytes(gzip.compress(json.dumps(document).encode()))
+    partial.replace(cache)
+    return document
+
+
+def _hash_all(client: docker.DockerClient, container: docker.models.containers.Container) -> dict[str, str]:
+    script = _HASH + (f"{BUSYBOX} find / -xdev {_PRUNE} -o -type f \\( {_KINDS} \\) -print | "
+                      "while IFS= read -r p; do hash \"$p\"; done")
+    files = {}
+    for line in _sh(client, container.id, script, timeout=600.0).splitlines():
+        digest, _, path = line.partition("  ")
+        if len(digest) == 64:
+            files[path] = digest
+    return files
+
+
+def _wheelhouse(client: docker.DockerClient, container: docker.models.containers.Container) -> dict[str, list[str]]:
+    """sha256 of every member of every wheel kept in the image: what a pip reinstall may write."""
+    wheels = _sh(client, container.id, f"{BUSYBOX} find / -xdev {_PRUNE} -o -type f -name '*.whl' -print")
+    members: dict[str, list[str]] = {}
+    for wheel in filter(None, wheels.splitlines()):
+        for member, digest in _wheel_members(container, wheel):
+            members.setdefault(member, []).append(digest)
+    return members
+
+
+def _wheel_members(container: docker.models.containers.Container, wheel: str) -> list[tuple[str, str]]:
+    stream, _ = container.get_archive(wheel)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+        member = archive.next()
+        handle = archive.extractfile(member) if member else None
+        data = handle.read() if handle else b""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+            return [(info.filename, hashlib.sha256(zipped.read(info)).hexdigest())
+                    for info in zipped.infolist() if not info.is_dir()]
+    except zipfile.BadZipFile:
+        return []

@@ -1,0 +1,109 @@
+"""The grading harness: everything the grader runs inside a grading container, from outside the policy's world.
+
+A Docker volume (mounted read-only at `HARNESS_DIR`) holds a static busybox (file operations and hashing that
+do not depend on the container's own binaries or dynamic loader), pytest with its dependencies unpacked from
+pinned wheels, and `pytest_runner.py`. It is made once per Docker host from a small image, so it works the same
+against a remote `DOCKER_HOST`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import io
+import re
+import subprocess
+import sys
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import docker
+from docker.errors import NotFound
+
+from cligym_env import paths
+from cligym_env.images.bootstrap import BASE_IMAGE
+from cligym_env.images.build import build_image
+from cligym_env.runtime.sandbox import LABEL
+
+HARNESS_DIR = "/.cligym/harness"
+BUSYBOX = f"{HARNESS_DIR}/busybox"
+RUNNER = f"{HARNESS_DIR}/pytest_runner.py"
+# pytest and exactly what it imports; pinned so every grade of every task runs the same runner.
+PYTEST_WHEELS = ("pytest==9.2.0", "pluggy==1.7.0", "iniconfig==2.3.1", "packaging==26.4", "pygments==2.21.0")
+# pytest's dependencies are renamed inside the harness (as pip vendors its own), so the runner never masks the
+# environment's copy of them: they may be the very project under test, or what the task broke.
+VENDORED = ("pluggy", "iniconfig", "packaging", "pygments")
+_VENDOR_NAME = re.compile(r"\b(" + "|".join(VENDORED) + r")\b")
+
+_DOCKERFILE = f"""FROM {BASE_IMAGE}
+RUN apt-get update && apt-get install -y --no-install-recommends busybox-static && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p {HARNESS_DIR} && cp /bin/busybox {BUSYBOX}
+COPY lib {HARNESS_DIR}/lib
+COPY pytest_runner.py {RUNNER}
+"""
+_ready: dict[str, str] = {}  # Docker host -> its complete harness volume, known in this process
+
+
+class HarnessError(RuntimeError):
+    """The harness could not be prepared (no wheels, image build failed)."""
+
+
+def harness_volume(client: docker.DockerClient) -> str:
+    """The name of the read-only harness volume on this Docker host, made on first use."""
+    if client.api.base_url in _ready:
+        return _ready[client.api.base_url]
+    files = _context()
+    digest = hashlib.sha256(_DOCKERFILE.encode())
+    for name in sorted(files):
+        digest.update(name.encode() + hashlib.sha256(files[name]).digest())
+    name = f"cligym-harness-{digest.hexdigest()[:16]}"
+    image = build_image(client, f"cligym/harness:{digest.hexdigest()[:16]}", _DOCKERFILE, files, what="grading harness")
+    try:
+        client.volumes.get(name)
+    except NotFound:
+        client.volumes.create(name, labels={"cligym.harness": "1"})
+    # An empty volume mounted over a folder of the image is filled with the image's content; the marker says done.
+    complete = f"{HARNESS_DIR}/.complete"
+    client.containers.run(image, [BUSYBOX, "sh", "-c", f"test -e {complete} || touch {complete}"], remove=True,
+                          network_mode="none", volumes={name: {"bind": HARNESS_DIR, "mode": "rw"}},
+                          labels={LABEL: "1", "cligym.owner": f"{socket.gethostname()}:{os.getpid()}"})
+    _ready[client.api.base_url] = name
+    return name
+
+
+def _context() -> dict[str, bytes]:
+    """Build-context files: the runner and the unpacked pytest wheels (downloaded once into the cache), with
+    pytest's dependencies renamed `_cligym_<name>` in every module of the harness."""
+    files = {"pytest_runner.py": resources.files("cligym_env.grading").joinpath("pytest_runner.py").read_bytes()}
+    for wheel in _wheels():
+        with zipfile.ZipFile(io.BytesIO(wheel.read_bytes())) as archive:
+            for member in archive.infolist():
+                top = member.filename.split("/")[0]
+                package = top.split("-")[0]
+                if member.is_dir() or (top.endswith(".dist-info") and not (
+                        package in VENDORED and member.filename.endswith("/METADATA"))):
+                    continue  # the vendored ones keep their METADATA, renamed too: they read their own version
+                name, data = member.filename, archive.read(member)
+                if package in VENDORED:
+                    name = f"_cligym_{name}"
+                if name.endswith((".py", "/METADATA")):
+                    data = _VENDOR_NAME.sub(r"_cligym_\1", data.decode("utf-8")).encode("utf-8")
+                files[f"lib/{name}"] = data
+    return files
+
+
+def _wheels(download: bool = True) -> list[Path]:
+    folder = paths.cache_dir() / "harness-wheels"
+    wanted = {requirement.split("==")[0]: requirement.split("==")[1] for requirement in PYTEST_WHEELS}
+    found = [w for w in folder.glob("*.whl") if wanted.get(w.name.split("-")[0].lower()) == w.name.split("-")[1]]
+    if len(found) == len(wanted) or not download:
+        return sorted(found)
+    folder.mkdir(parents=True, exist_ok=True)
+    run = subprocess.run([sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
+                          "--only-binary", ":all:", "-d", str(folder), *PYTEST_WHEELS], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise HarnessError(f"could not download the grading harness's wheels ({', '.join(PYTEST_WHEELS)}) into "
+                           f"{folder}: {run.stderr[-800:]}\nCopy them there by hand on a machine without PyPI.")
+    return _wheels(download=False)
