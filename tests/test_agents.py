@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from itertools import combinations
 
@@ -141,6 +142,31 @@ def test_evaluate_split_with_intervals():
     mean, low, high = report.overall[1]
     assert mean == pytest.approx(0.5) and 0.0 <= low < mean < high <= 1.0
     assert report.overall[2][0] == pytest.approx((1 - 1 / 6 + 0 + 1) / 3)
+
+
+def test_infrastructure_failures_leave_pass_at_k_and_tampering_is_counted_and_never_kept():
+    infra = episode("a", ["ls"], resolved=False)
+    infra.error = {"kind": "container-died", "message": "killed from outside", "policy_caused": False}
+    own = episode("a", ["kill 1"], resolved=False)
+    own.error = {"kind": "container-died", "message": "exited", "policy_caused": True}
+    forged = episode("a", ["echo > /app/conftest.py"], resolved=False)
+    forged.tamper = ["/app/conftest.py was changed to content that is in no image or wheel of this task"]
+    report = evaluate([infra, own, forged, episode("a", ["fix"])], (1,))
+    assert report.infrastructure_failures == 1 and report.tampered == 1
+    assert (report.tasks[0].n, report.tasks[0].resolved) == (3, 1)  # the policy's own crash counts as a failure
+    forged_but_resolved = episode("b", ["x"])
+    forged_but_resolved.tamper = ["found"]  # graded with audit="report": resolved by tests, still never kept
+    kept, dropped = curate([forged_but_resolved])
+    assert kept == [] and dropped == {"tampered with grading": 1}
+
+
+def test_trajectories_of_schema_2_are_still_read():
+    old = json.loads(episode("a", ["ls"]).to_json())
+    for key in ("tamper", "error"):
+        del old[key]
+    old["schema_version"] = 2
+    read = Trajectory.from_json(json.dumps(old))
+    assert read.tamper == [] and read.error is None and read.resolved
 
 
 def test_policy_specs_fail_clearly(example_registry):

@@ -77,13 +77,12 @@ def protected(path: str, mode: int) -> bool:
     """Could this file run (or steer what runs) when the tests are graded?"""
     if stat.S_ISREG(mode) and mode & 0o111 and not path.startswith(SCRATCH):
         return True
-    if path.startswith(SCRATCH) or "/__pycache__/" in path:
-        return False
+    if path.startswith(SCRATCH) or "/__pycache__/" in path or path == "/etc/ld.so.cache":
+        return False  # ld.so.cache is derived (ldconfig) from audited libraries and ld.so.conf
     name = PurePosixPath(path).name
     parents = set(PurePosixPath(path).parent.parts)
     return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES) or ".so." in name
-            or bool(parents & {"bin", "sbin", "libexec"})
-            or (path.startswith("/etc/ld.so.") and path != "/etc/ld.so.cache"))  # the cache is derived: ldconfig
+            or bool(parents & {"bin", "sbin", "libexec"}) or path.startswith("/etc/ld.so."))
 
 
 def audit(client: docker.DockerClient, grading_container: str, changes: Iterable[tuple[str, int]],

@@ -245,12 +245,12 @@ def cleanup(client: docker.DockerClient | None = None, *, stale_only: bool = Fal
             removed.append(container.name)
         except NotFound:
             pass
-    for image in client.images.list(filters={"label": SNAPSHOT_LABEL}):
-        if stale_only and _owner_alive(image.labels.get("cligym.owner", "")):
+    for image in client.api.images(filters={"label": SNAPSHOT_LABEL}):  # plain dicts: no look-up per image
+        if stale_only and _owner_alive((image.get("Labels") or {}).get("cligym.owner", "")):
             continue
         try:
-            client.images.remove(image.id, force=True)
-            removed.append(image.short_id)
+            client.images.remove(image["Id"], force=True)
+            removed.append(image["Id"].split(":")[-1][:12])
         except (NotFound, APIError):
             pass
     return removed

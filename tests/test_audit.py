@@ -1,0 +1,79 @@
+"""The audit's rules and the grader's small pure parts, without Docker: what counts as code that could run during
+grading, which content is trusted, how overlay changes are read, and when pytest's exit status contradicts its
+report. The red-team suite (tests/test_redteam.py) exercises all of it against real containers."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cligym_env.grading.audit import Manifest, protected
+from cligym_env.grading.grader import _disagreement
+from cligym_env.grading.junit import TestResult
+from cligym_env.runtime.sandbox import Limits, overlay_changes, parse_size
+from cligym_env.tasks.task import Tests
+
+REGULAR, EXECUTABLE = stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
+SITE = "/opt/venv/lib/python3.11/site-packages"
+
+
+@pytest.mark.parametrize("path, mode, expected", [
+    (f"{SITE}/evil.pth", REGULAR, True),
+    (f"{SITE}/sitecustomize.py", REGULAR, True),
+    ("/app/conftest.py", REGULAR, True),
+    ("/pytest.ini", REGULAR, True),
+    ("/opt/project/pyproject.toml", REGULAR, True),
+    ("/opt/venv/pyvenv.cfg", REGULAR, True),
+    ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", REGULAR, True),
+    ("/usr/local/bin/mkdir", REGULAR, True),  # on PATH, even without the exec bit yet
+    ("/etc/ld.so.preload", REGULAR, True),
+    ("/etc/ld.so.cache", REGULAR, False),  # derived by ldconfig from audited files
+    ("/opt/data/run.sh", EXECUTABLE, True),
+    ("/tmp/fix.py", REGULAR, False),  # a policy's scratch script: nothing imports it
+    ("/root/notes.txt", REGULAR, False),
+    ("/tmp/evil.sh", EXECUTABLE, False),  # reachable only through a link, which is audited
+    (f"{SITE}/pkg/__pycache__/mod.cpython-311.pyc", REGULAR, False),  # never read: empty pycache prefix
+    (f"{SITE}/pkg/mod.pyc", REGULAR, True),  # a sourceless module would be imported
+    ("/etc/inventory/settings.ini", REGULAR, False),  # configuration is what repairs change
+])
+def test_protected_kinds(path: str, mode: int, expected: bool) -> None:
+    assert protected(path, mode) is expected
+
+
+def test_trust_needs_the_same_path_or_a_wheel_member_under_site_packages() -> None:
+    manifest = Manifest({"/usr/bin/python3.11": "aa"}, {"click/core.py": {"bb"}, "conftest.py": {"cc"}})
+    assert manifest.trusts("/usr/bin/python3.11", "aa")
+    assert not manifest.trusts("/usr/local/bin/python3.11", "aa")  # same bytes elsewhere: not ours
+    assert manifest.trusts(f"{SITE}/click/core.py", "bb")
+    assert manifest.trusts("/usr/lib/python3/dist-packages/click/core.py", "bb")
+    assert not manifest.trusts(f"{SITE}/click/core.py", "b0")
+    assert not manifest.trusts("/app/click/core.py", "bb")  # not installed by pip there
+    assert not manifest.trusts("/app/conftest.py", "cc")
+
+
+def test_overlay_changes_report_whiteouts_as_deletions(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "new.py").write_text("x = 1\n")
+    os.symlink("/tmp/elsewhere", tmp_path / "app" / "link")
+    os.mknod(tmp_path / "app" / "gone.py", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+    assert sorted(overlay_changes(str(tmp_path))) == [("/app", 0), ("/app/gone.py", 2), ("/app/link", 0),
+                                                      ("/app/new.py", 0)]
+
+
+def test_sizes() -> None:
+    assert parse_size("2g") == 2 << 30 and parse_size("300m") == 300 << 20 and parse_size("512") == 512
+    assert Limits(disk="1.5G").disk_bytes == int(1.5 * (1 << 30))
+    with pytest.raises(ValueError, match="'lots'"):
+        parse_size("lots")
+
+
+def test_exit_status_must_agree_with_the_report() -> None:
+    tests = Tests(python="/usr/bin/python3")
+    passed, failed = {"t::a": TestResult("passed")}, {"t::a": TestResult("passed"), "t::b": TestResult("failed")}
+    assert _disagreement(tests, passed, 0) == "" and _disagreement(tests, failed, 1) == ""
+    assert "status 0" in _disagreement(tests, failed, 0)
+    assert "status 1" in _disagreement(tests, passed, 1)
+    assert _disagreement(tests, passed, 2) == ""  # interrupted: missing tests fail on their own
