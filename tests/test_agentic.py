@@ -73,7 +73,7 @@ def test_scripted_transcript_makes_a_validated_task(docker_client, gold, tmp_pat
     assert outcomes[0].tokens > 0 and outcomes[0].category == "dependencies-runtime"
     task = registry.get(outcomes[0].task_ids[0])
     assert task.instruction == ISSUE and task.metadata.generator == "agentic:scripted"
-    assert "RUN pip uninstall -y unitconv" in task.environment.dockerfile
+    assert "/bin/sh -c 'pip uninstall -y unitconv && rm -rf /root/.cache/pip'" in task.environment.dockerfile
     assert set(task.tests.fail_to_pass) == {"test_inventory.py::test_report", "test_inventory.py::test_report_command"}
     assert "Hint:" in registry.get(task.id + "-hint").instruction
     assert no_containers_left(docker_client)

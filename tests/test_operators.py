@@ -23,6 +23,7 @@ from cligym_env.generator.operators._base import APT, RUNNER
 from cligym_env.generator.operators.source import MUTATOR
 from cligym_env.generator.types import Breakage, Distribution, GoldEnvironment, GoldProbe
 from cligym_env.images.build import build_image, environment_tag
+from cligym_env.images.conceal import conceal
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.task import CATEGORIES, Environment
@@ -228,7 +229,7 @@ def test_breakage_breaks_and_its_solution_repairs(gold: GoldEnvironment, docker_
                                                   operator: str, key: str, check: str) -> None:
     lib = next(p for p in gold.probe.shared_libraries if p.endswith("/libc.so.6")).rsplit("/", 1)[0]
     breakage = pick(gold.probe, operator, key.format(site=gold.probe.site_packages, lib=lib))
-    environment = Environment(f"FROM {gold.image}\n{breakage.dockerfile}")
+    environment = Environment(f"FROM {gold.image}\n{conceal(breakage.dockerfile)}")  # as validation builds it
     image = build_image(docker_client, environment_tag(environment, "cligym/operator-test"), environment.dockerfile,
                         what=f"{operator} breakage")
     with Sandbox(image, task_id="operator-test", client=docker_client) as box:

@@ -15,6 +15,7 @@ import docker
 from cligym_env.generator.types import Breakage, GoldEnvironment
 from cligym_env.grading import TestRun, run_tests
 from cligym_env.images.build import ImageBuildError, build_environment
+from cligym_env.images.conceal import conceal
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.task import Environment, Tests
@@ -43,17 +44,18 @@ class Rejected(Exception):
 
 
 def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment:
-    """The broken image is the gold image plus the recorded Dockerfile lines, nothing else."""
-    return Environment(f"FROM {gold.image}\n{breakage.dockerfile.strip()}\n", {}, gold.environment.network)
+    """The broken image is the gold image plus the recorded Dockerfile lines, wrapped so that neither file times
+    nor package-manager logs give away what they changed (`cligym_env.images.conceal`)."""
+    return Environment(f"FROM {gold.image}\n{conceal(breakage.dockerfile)}", {}, gold.environment.network)
 
 
 def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Breakage, *,
              verify_repair: bool = True) -> Validated:
     """Every check above; with `verify_repair=False` a failed repair is recorded instead of rejected."""
-    environment = broken_environment(gold, breakage)
     try:
+        environment = broken_environment(gold, breakage)
         image = build_environment(client, environment, what=f"{gold.project}/{breakage.operator}")
-    except ImageBuildError as error:
+    except (ImageBuildError, ValueError) as error:
         raise Rejected("build-failed", str(error)[-500:]) from None
     gold_passing = set(gold.passing)
 
