@@ -2,8 +2,8 @@
 
 Every kept task passes all of: the broken image builds; gold-passing tests now fail (fail-to-pass) and the
 rest still pass (pass-to-pass); a second fresh container fails the same way (no flakiness); the oracle
-repair, run in a fresh broken container, makes every selected test pass; and the runner itself still works
-(unless the operator meant to break it and the error says so).
+repair, run in a fresh broken container and graded as an episode is, makes every selected test pass without the
+audit flagging it; and the runner itself still works (unless the operator meant to break it and the error says so).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import docker
 
 from cligym_env.generator.types import Breakage, GoldEnvironment
-from cligym_env.grading import TestRun, run_tests
+from cligym_env.grading import Grade, TestRun, grade, run_tests
 from cligym_env.images.build import ImageBuildError, build_environment
 from cligym_env.images.conceal import conceal
 from cligym_env.runtime.sandbox import Sandbox
@@ -76,11 +76,16 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
 
     tests = replace(gold.tests, fail_to_pass=fail_to_pass, pass_to_pass=pass_to_pass)
     try:
-        repaired = _run(client, image, gold, breakage, repair=True)
-        still_failing = [t for t in tests.selected if repaired.outcomes.get(t) != "passed"]
+        repaired = _repair(client, image, gold, breakage, tests)
+        if repaired.failure:
+            raise Rejected("oracle-failed", f"grading the repair failed: {repaired.failure.message}")
+        if repaired.tamper:  # the grader would give the oracle 0: no policy could be shown the task is solvable
+            raise Rejected("oracle-flagged", f"the grader's audit flags the repair: {repaired.tamper[0]}")
+        still_failing = [t for t, outcome in repaired.tests.items() if outcome != "passed"]
         if still_failing:
+            run = repaired.run
             raise Rejected("oracle-failed", f"{len(still_failing)} selected tests fail after the repair, "
-                                            f"e.g. {still_failing[0]}; {repaired.error or repaired.output[-300:]}")
+                                            f"e.g. {still_failing[0]}; {run.error or run.output[-300:] if run else ''}")
     except Rejected:
         if verify_repair:
             raise
@@ -88,12 +93,17 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
     return Validated(breakage, environment, image, tests, first)
 
 
-def _run(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage,
-         repair: bool = False) -> TestRun:
+def _run(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage) -> TestRun:
     with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
-        if repair:
-            result = sandbox.run(script_command(breakage.solution), timeout=REPAIR_TIMEOUT)
-            if result.exit_code != 0:
-                raise Rejected("oracle-failed", f"the repair script exited with {result.exit_code}: "
-                                                f"{result.output[-400:]}")
         return run_tests(sandbox, gold.tests)
+
+
+def _repair(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage,
+            tests: Tests) -> Grade:
+    """The oracle repair in a fresh broken container, graded exactly as an episode is (audit included)."""
+    with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
+        result = sandbox.run(script_command(breakage.solution), timeout=REPAIR_TIMEOUT)
+        if result.exit_code != 0:
+            raise Rejected("oracle-failed", f"the repair script exited with {result.exit_code}: "
+                                            f"{result.output[-400:]}")
+        return grade(sandbox, tests, references=[gold.image])
