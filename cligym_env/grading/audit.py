@@ -32,27 +32,30 @@ from typing import Iterable, Sequence
 import docker
 
 from cligym_env import paths
-from cligym_env.grading.harness import BUSYBOX, HARNESS_DIR
+from cligym_env.grading.harness import Mount
 from cligym_env.runtime.execute import run_argv
 from cligym_env.runtime.sandbox import Limits, container_settings, tar_files
 
 log = logging.getLogger(__name__)
 
-CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", ".so")
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", ".so", ".zip", ".egg")  # zips import (python311.zip)
 CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg",
                           "sitecustomize.py", "usercustomize.py", "pytest.py", "pyvenv.cfg", "ld.so.preload"})
 SCRATCH = ("/tmp/", "/var/tmp/", "/root/", "/home/", "/run/", "/dev/shm/", "/var/cache/", "/var/log/")
 # Mounted by Docker itself into every container (the init binary, network files): not the policy's.
-IGNORED = ("/proc/", "/sys/", "/dev/", "/.cligym/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
+IGNORED = ("/proc/", "/sys/", "/dev/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
            "/usr/sbin/docker-init")
 MAX_AUDITED = 100_000
-WORK_DIR = "/.cligym/work"  # where file lists are written in the container
-_PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path /.cligym -o -name __pycache__ \) -prune"
+_PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path '/.cligym-*' -o -name __pycache__ \) -prune"
 _KINDS = " -o ".join([*(f"-name '*{suffix}'" for suffix in CODE_SUFFIXES), "-name '*.so.*'", "-perm /0111",
                       *(f"-name '{name}'" for name in sorted(CONFIG_NAMES)), "-path '/etc/ld.so.*'"])
-# pyvenv.cfg is compared without its `command =` line, which records how the venv was (re)made.
-_HASH = (f"hash() {{ case \"$1\" in */pyvenv.cfg) {BUSYBOX} grep -v '^command' \"$1\" | {BUSYBOX} sha256sum "
-         f"| {BUSYBOX} sed \"s|-\\$|$1|\";; *) {BUSYBOX} sha256sum \"$1\";; esac; }}\n")
+
+
+def _hash_function(busybox: str) -> str:
+    """A shell function printing `sha256  path`; pyvenv.cfg is hashed without its `command =` line, which
+    records how the venv was (re)made."""
+    return (f"hash() {{ case \"$1\" in */pyvenv.cfg) {busybox} grep -v '^command' \"$1\" | {busybox} sha256sum "
+            f"| {busybox} sed \"s|-\\$|$1|\";; *) {busybox} sha256sum \"$1\";; esac; }}\n")
 
 
 @dataclass(frozen=True)
@@ -85,23 +88,25 @@ def protected(path: str, mode: int) -> bool:
             or bool(parents & {"bin", "sbin", "libexec"}) or path.startswith("/etc/ld.so."))
 
 
-def audit(client: docker.DockerClient, grading_container: str, changes: Iterable[tuple[str, int]],
+def audit(client: docker.DockerClient, grading_container: str, mount: Mount, changes: Iterable[tuple[str, int]],
           images: Sequence[str], harness: str, skip: Iterable[str] = ()) -> list[str]:
     """Findings (empty when clean) for the paths the policy added or modified (`docker diff` kinds 0 and 1);
     `images` are the task image and those it was built FROM, whose content is trusted."""
     skipped = tuple(f"{s.rstrip('/')}/" for s in skip)
     changed = sorted({p for p, kind in changes if kind in (0, 1) and not p.startswith(IGNORED + skipped)
                       and p not in {i.rstrip("/") for i in IGNORED}})
-    if any("\n" in p for p in changed):
-        return ["a changed path contains a newline (it cannot be audited)"]
+    unreadable = [p for p in changed if "\n" in p or not _utf8(p)]
+    if unreadable:  # no repair makes such names; the listing could not name them faithfully
+        return [f"a changed path cannot be audited (newline or not UTF-8): {unreadable[0]!r}"]
     if len(changed) > MAX_AUDITED:
         return [f"{len(changed)} files changed; more than {MAX_AUDITED} cannot be audited"]
     if not changed:
         return []
-    kinds = _stat(client, grading_container, changed)
+    box = Shell(client, grading_container, mount)
+    kinds = box.stat(changed)
     files = [p for p, mode in kinds.items() if stat.S_ISREG(mode) and protected(p, mode)]
     links = [p for p, mode in kinds.items() if stat.S_ISLNK(mode) and not p.startswith(SCRATCH)]
-    digests, targets = _hash(client, grading_container, files, links)
+    digests, targets = box.hash(files, links)
     trusted = manifest(client, images, harness)
     unknown = [p for p in {*files, *targets.values()} if p in digests and not trusted.trusts(p, digests[p])]
     if unknown:  # e.g. a script that was not executable in the image: look its original content up
@@ -118,55 +123,96 @@ def audit(client: docker.DockerClient, grading_container: str, changes: Iterable
     return sorted(set(findings))
 
 
-def _sh(client: docker.DockerClient, container: str, script: str, timeout: float = 120.0) -> str:
-    result = run_argv(client.api, container, [BUSYBOX, "sh", "-c", script], timeout=timeout,
-                      max_output_bytes=64 << 20)
-    if result.exit_code is None:
-        raise TimeoutError(f"the audit did not finish within {timeout:g} s")
-    return result.output
+class AuditIncomplete(Exception):
+    """The audit's own listing could not be read whole (the policy made it too long): that is a finding."""
 
 
-def _put_list(client: docker.DockerClient, container: str, name: str, items: list[str]) -> str:
-    """Write `items` NUL-separated to a file in the container (paths may contain any byte but NUL)."""
-    data = "".join(f"{item}\0" for item in items).encode("utf-8", "surrogateescape")
-    client.api.put_archive(container, "/", tar_files({f"{WORK_DIR.lstrip('/')}/{name}": data}))
-    return f"{WORK_DIR}/{name}"
+class Shell:
+    """busybox from the harness, run in one container; file lists go through files, NUL-separated."""
 
+    def __init__(self, client: docker.DockerClient, container: str, mount: Mount) -> None:
+        self.client, self.container, self.mount = client, container, mount
 
-def _stat(client: docker.DockerClient, container: str, changed: list[str]) -> dict[str, int]:
-    listing = _put_list(client, container, "changed", changed)
-    out = _sh(client, container, f"{BUSYBOX} xargs -0 {BUSYBOX} stat -c '%f %n' < {listing} 2>/dev/null; true")
-    kinds = {}
-    for line in out.splitlines():
-        raw, _, path = line.partition(" ")
-        try:
-            kinds[path] = int(raw, 16)
-        except ValueError:
-            continue
-    return kinds
+    def sh(self, script: str, timeout: float = 120.0) -> str:
+        result = run_argv(self.client.api, self.container, [self.mount.busybox, "sh", "-c", script], timeout=timeout,
+                          max_output_bytes=64 << 20)
+        if result.exit_code is None:
+            raise TimeoutError(f"the audit did not finish within {timeout:g} s")
+        if result.truncated:
+            raise AuditIncomplete("the audit's listing was too long to read whole")
+        return result.output
 
+    def put_list(self, name: str, items: list[str]) -> str:
+        data = "".join(f"{item}\0" for item in items).encode("utf-8")
+        self.client.api.put_archive(self.container, "/", tar_files({f"{self.mount.work.lstrip('/')}/{name}": data}))
+        return f"{self.mount.work}/{name}"
 
-def _hash(client: docker.DockerClient, container: str, files: list[str],
-          links: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """sha256 of each file, and each symlink's final target (hashed too when it is a regular file)."""
-    if not files and not links:
-        return {}, {}
-    file_list = _put_list(client, container, "files", files)
-    link_list = _put_list(client, container, "links", links)
-    script = (_HASH + f"{BUSYBOX} tr '\\0' '\\n' < {file_list} | while IFS= read -r p; do hash \"$p\"; done\n"
-              f"{BUSYBOX} tr '\\0' '\\n' < {link_list} | while IFS= read -r p; do "
-              f"t=$({BUSYBOX} readlink -f \"$p\") || continue; echo \"LINK $t $p\"; "
-              f"[ -f \"$t\" ] && hash \"$t\"; done; true")
-    digests, targets = {}, {}
-    for line in _sh(client, container, script).splitlines():
-        if line.startswith("LINK "):
-            target, _, link = line[5:].partition(" ")
-            targets[link] = target
-        else:
+    def stat(self, paths: list[str]) -> dict[str, int]:
+        """Each existing path's mode (type and permission bits)."""
+        b = self.mount.busybox
+        listing = self.put_list("changed", paths)
+        kinds = {}
+        for line in self.sh(f"{b} xargs -0 {b} stat -c '%f %n' < {listing} 2>/dev/null; true").splitlines():
+            raw, _, path = line.partition(" ")
+            try:
+                kinds[path] = int(raw, 16)
+            except ValueError:
+                continue
+        return kinds
+
+    def hash(self, files: list[str], links: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """sha256 of each file, and each symlink's final target (hashed too when it is a regular file)."""
+        if not files and not links:
+            return {}, {}
+        b = self.mount.busybox
+        file_list, link_list = self.put_list("files", files), self.put_list("links", links)
+        script = (_hash_function(b) + f"{b} tr '\\0' '\\n' < {file_list} | while IFS= read -r p; do hash \"$p\"; done\n"
+                  f"{b} tr '\\0' '\\n' < {link_list} | while IFS= read -r p; do "
+                  f"t=$({b} readlink -f \"$p\") || continue; echo \"LINK $t $p\"; [ -f \"$t\" ] && hash \"$t\"; done; true")
+        digests, targets = {}, {}
+        for line in self.sh(script).splitlines():
+            if line.startswith("LINK "):
+                target, _, link = line[5:].partition(" ")
+                targets[link] = target
+            else:
+                digest, _, path = line.partition("  ")
+                if len(digest) == 64:
+                    digests[path] = digest
+        return digests, targets
+
+    def hash_protected(self) -> dict[str, str]:
+        """sha256 of every file of a protected kind in the container (the pristine image's manifest)."""
+        b = self.mount.busybox
+        script = _hash_function(b) + (f"{b} find / -xdev {_PRUNE} -o -type f \\( {_KINDS} \\) -print | "
+                                      "while IFS= read -r p; do hash \"$p\"; done")
+        files = {}
+        for line in self.sh(script, timeout=600.0).splitlines():
             digest, _, path = line.partition("  ")
             if len(digest) == 64:
-                digests[path] = digest
-    return digests, targets
+                files[path] = digest
+        return files
+
+    def wheelhouse(self) -> dict[str, list[str]]:
+        """sha256 of every member of every wheel kept in the image: what a pip reinstall may write."""
+        b = self.mount.busybox
+        members: dict[str, list[str]] = {}
+        for wheel in filter(None, self.sh(f"{b} find / -xdev {_PRUNE} -o -type f -name '*.whl' -print").splitlines()):
+            for member, digest in self._wheel_members(wheel):
+                members.setdefault(member, []).append(digest)
+        return members
+
+    def _wheel_members(self, wheel: str) -> list[tuple[str, str]]:
+        stream, _ = self.client.api.get_archive(self.container, wheel)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+            member = archive.next()
+            handle = archive.extractfile(member) if member else None
+            data = handle.read() if handle else b""
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+                return [(info.filename, hashlib.sha256(zipped.read(info)).hexdigest())
+                        for info in zipped.infolist() if not info.is_dir()]
+        except zipfile.BadZipFile:
+            return []
 
 
 def manifest(client: docker.DockerClient, images: Iterable[str], harness: str, also: Iterable[str] = ()) -> Manifest:
@@ -191,15 +237,17 @@ def _image_manifest(client: docker.DockerClient, image: str, harness: str, also:
         return document
     if document is None:
         log.info("hashing the protected files of %s (once per image)", image)
+    mount = Mount.fresh()
     settings = container_settings(Limits(), network=False, owner_task="manifest")
-    container = client.containers.run(image, [BUSYBOX, "sleep", "3600"], entrypoint=[], detach=True,
+    container = client.containers.run(image, [mount.busybox, "sleep", "3600"], entrypoint=[], detach=True,
                                       name=f"cligym-manifest-{secrets.token_hex(6)}", working_dir="/",
-                                      volumes={harness: {"bind": HARNESS_DIR, "mode": "ro"}}, **settings)
+                                      volumes=mount.volumes(harness), **settings)
     try:
+        box = Shell(client, container.id, mount)
         if document is None:
-            document = {"files": _hash_all(client, container), "wheel_members": _wheelhouse(client, container)}
+            document = {"files": box.hash_protected(), "wheel_members": box.wheelhouse()}
         if wanted:
-            found, _ = _hash(client, container.id, wanted, [])
+            found, _ = box.hash(wanted, [])
             document["files"].update({path: found.get(path, "") for path in wanted})  # "": not in this image
     finally:
         container.remove(force=True)
@@ -210,36 +258,9 @@ def _image_manifest(client: docker.DockerClient, image: str, harness: str, also:
     return document
 
 
-def _hash_all(client: docker.DockerClient, container: docker.models.containers.Container) -> dict[str, str]:
-    script = _HASH + (f"{BUSYBOX} find / -xdev {_PRUNE} -o -type f \\( {_KINDS} \\) -print | "
-                      "while IFS= read -r p; do hash \"$p\"; done")
-    files = {}
-    for line in _sh(client, container.id, script, timeout=600.0).splitlines():
-        digest, _, path = line.partition("  ")
-        if len(digest) == 64:
-            files[path] = digest
-    return files
-
-
-def _wheelhouse(client: docker.DockerClient, container: docker.models.containers.Container) -> dict[str, list[str]]:
-    """sha256 of every member of every wheel kept in the image: what a pip reinstall may write."""
-    wheels = _sh(client, container.id, f"{BUSYBOX} find / -xdev {_PRUNE} -o -type f -name '*.whl' -print")
-    members: dict[str, list[str]] = {}
-    for wheel in filter(None, wheels.splitlines()):
-        for member, digest in _wheel_members(container, wheel):
-            members.setdefault(member, []).append(digest)
-    return members
-
-
-def _wheel_members(container: docker.models.containers.Container, wheel: str) -> list[tuple[str, str]]:
-    stream, _ = container.get_archive(wheel)
-    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
-        member = archive.next()
-        handle = archive.extractfile(member) if member else None
-        data = handle.read() if handle else b""
+def _utf8(path: str) -> bool:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zipped:
-            return [(info.filename, hashlib.sha256(zipped.read(info)).hexdigest())
-                    for info in zipped.infolist() if not info.is_dir()]
-    except zipfile.BadZipFile:
-        return []
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # surrogate-escaped bytes from the file system
+        return False

@@ -26,8 +26,8 @@ from typing import Sequence
 import docker
 from docker.errors import DockerException, NotFound
 
-from cligym_env.grading.audit import WORK_DIR, audit
-from cligym_env.grading.harness import BUSYBOX, HARNESS_DIR, RUNNER, harness_volume
+from cligym_env.grading.audit import AuditIncomplete, audit
+from cligym_env.grading.harness import Mount, harness_volume
 from cligym_env.grading.junit import ReportError, TestResult, parse_junit_results
 from cligym_env.runtime.execute import run_argv
 from cligym_env.runtime.sandbox import SNAPSHOT_LABEL, Sandbox, container_settings, tar_files
@@ -35,8 +35,6 @@ from cligym_env.tasks.task import Tests
 
 log = logging.getLogger(__name__)
 
-REPORT_PATH = "/.cligym/report/junit.xml"
-SUMMARY_PATH = f"{WORK_DIR}/summary.json"
 MAX_REPORT_BYTES = 16 << 20
 
 
@@ -44,7 +42,8 @@ MAX_REPORT_BYTES = 16 << 20
 class Failure:
     """Why an episode could not be graded; `policy_caused` separates the policy's doing from the infrastructure's."""
 
-    kind: str  # container-died, disk-limit, grading-timeout, report, infrastructure
+    kind: str  # container-died, disk-limit, grading (the final file system blocks it), grading-timeout, report,
+    #            infrastructure (Docker or the host failed: not the policy's doing)
     message: str
     policy_caused: bool
 
@@ -93,7 +92,7 @@ def discover_plugins(sandbox: Sandbox, tests: Tests) -> tuple[str, ...]:
     """The pytest plugin modules the (trusted, gold) environment installs, for `Tests.plugins`."""
     with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
         box.run(replace(tests, plugins=("?",)))
-        found = _json(box._file(SUMMARY_PATH, 1 << 20) or b"{}").get("available_plugins", [])
+        found = _json(box._file(box.mount.summary, 1 << 20) or b"{}").get("available_plugins", [])
     return tuple(sorted(str(plugin) for plugin in found))
 
 
@@ -158,41 +157,57 @@ class _GradingBox:
     def __init__(self, sandbox: Sandbox, image: str) -> None:
         self.client, self.sandbox, self.image = sandbox.client, sandbox, image
         self.harness = harness_volume(self.client)
+        self.mount = Mount.fresh()
         self.container = None
 
     def __enter__(self) -> "_GradingBox":
-        settings = container_settings(self.sandbox.limits, network=False, owner_task=self.sandbox.task_id)
-        self.container = self.client.containers.run(
-            self.image, [BUSYBOX, "sleep", "2147483647"], entrypoint=[], working_dir="/", detach=True,
-            name=f"cligym-grade-{secrets.token_hex(6)}", volumes={self.harness: {"bind": HARNESS_DIR, "mode": "ro"}},
-            **settings)
+        try:
+            self.container = self._start(self.image)
+        except DockerException as error:  # the snapshot's file system, or Docker? A pristine container decides.
+            try:
+                self._start(self.sandbox.image).remove(force=True)
+            except DockerException:
+                raise error from None
+            raise GradingFailure(Failure("grading", f"the final file system cannot be started as a container: "
+                                         f"{error}", policy_caused=True)) from None
         return self
+
+    def _start(self, image: str):  # type: ignore[no-untyped-def]
+        settings = container_settings(self.sandbox.limits, network=False, owner_task=self.sandbox.task_id)
+        return self.client.containers.run(
+            image, [self.mount.busybox, "sleep", "2147483647"], entrypoint=[], working_dir="/", detach=True,
+            name=f"cligym-grade-{secrets.token_hex(6)}", volumes=self.mount.volumes(self.harness), **settings)
 
     def __exit__(self, *exc: object) -> None:
         if self.container is not None:
             _try(lambda: self.container.remove(force=True))
 
     def _busybox(self, *args: str, timeout: float = 60.0) -> str:
-        result = run_argv(self.client.api, self.container.id, [BUSYBOX, *args], timeout=timeout)
+        """A file operation of the grader's; it fails only when the final file system stands in its way."""
+        result = run_argv(self.client.api, self.container.id, [self.mount.busybox, *args], timeout=timeout)
         if result.exit_code != 0:
-            raise GradingFailure(Failure("infrastructure", f"busybox {args[0]} failed in the grading container "
-                                         f"({result.exit_code}): {result.output[-300:]}", policy_caused=False))
+            raise GradingFailure(Failure("grading", f"the final file system does not let the tests be put in "
+                                         f"place: {result.output[-300:]}", policy_caused=True))
         return result.output
 
     def audit(self, changes: list[tuple[str, int]], images: Sequence[str], tests: Tests) -> list[str]:
-        return audit(self.client, self.container.id, changes, images, self.harness, skip=[tests.directory])
+        self._busybox("mkdir", "-p", self.mount.work)
+        try:
+            return audit(self.client, self.container.id, self.mount, changes, images, self.harness,
+                         skip=[tests.directory])
+        except AuditIncomplete as error:
+            return [str(error)]
 
     def run(self, tests: Tests) -> TestRun:
-        directory = tests.directory.rstrip("/") or "/"
-        report_dir = REPORT_PATH.rsplit("/", 1)[0]
-        folders = " ".join(shlex.quote(folder) for folder in (directory, report_dir, WORK_DIR))
-        self._busybox("sh", "-c", f"{BUSYBOX} rm -rf {folders} && {BUSYBOX} mkdir -p {folders}")
+        directory, mount, b = tests.directory.rstrip("/") or "/", self.mount, self.mount.busybox
+        folders = " ".join(shlex.quote(folder) for folder in (directory, mount.report.rsplit("/", 1)[0], mount.work))
+        self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders}")
         self.container.put_archive(directory, tar_files(tests.files))
         env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
-               "CLIGYM_TESTS": directory, "CLIGYM_JUNIT": REPORT_PATH}
+               "CLIGYM_TESTS": directory, "CLIGYM_JUNIT": mount.report}
         if tests.runner == "pytest":
-            argv = [tests.python, "-I", "-B", "-X", f"pycache_prefix={WORK_DIR}/no-bytecode", RUNNER, SUMMARY_PATH,
-                    REPORT_PATH, tests.workdir, tests.rootdir or tests.workdir, ",".join(tests.plugins), "--",
+            argv = [tests.python, "-I", "-B", "-X", f"pycache_prefix={mount.work}/no-bytecode", mount.runner,
+                    mount.summary, mount.report, tests.workdir, tests.rootdir or tests.workdir, ",".join(tests.plugins), "--",
                     *tests.pytest_args, directory]
         else:  # a task from elsewhere with its own shell command; the environment's bash runs it
             argv = ["/bin/bash", "-c", tests.command]
@@ -204,11 +219,11 @@ class _GradingBox:
         return self._read(tests, result.exit_code, result.output)
 
     def _read(self, tests: Tests, exit_code: int | None, output: str) -> TestRun:
-        summary = self._file(SUMMARY_PATH, 1 << 20) if tests.runner == "pytest" else b"{}"
+        summary = self._file(self.mount.summary, 1 << 20) if tests.runner == "pytest" else b"{}"
         if summary is None:
             return TestRun({}, output, f"the environment's Python ({tests.python}) could not start the test "
                                        f"runner (exit status {exit_code})", exit_code)
-        report = self._file(REPORT_PATH, MAX_REPORT_BYTES)
+        report = self._file(self.mount.report, MAX_REPORT_BYTES)
         if report is None:
             why = _json(summary).get("error") or f"it exited with {exit_code}"
             return TestRun({}, output, f"the test runner wrote no JUnit report: {why}", exit_code)

@@ -1,9 +1,10 @@
 """The grading harness: everything the grader runs inside a grading container, from outside the policy's world.
 
-A Docker volume (mounted read-only at `HARNESS_DIR`) holds a static busybox (file operations and hashing that
-do not depend on the container's own binaries or dynamic loader), pytest with its dependencies unpacked from
-pinned wheels, and `pytest_runner.py`. It is made once per Docker host from a small image, so it works the same
-against a remote `DOCKER_HOST`.
+A Docker volume (mounted read-only) holds a static busybox (file operations and hashing that do not depend on the
+container's own binaries or dynamic loader), pytest with its dependencies unpacked from pinned wheels, and
+`pytest_runner.py`. It is made once per Docker host from a small image, so it works the same against a remote
+`DOCKER_HOST`. Each grading container mounts it under a fresh random root (`Mount`), next to the grader's own
+work and report folders: a policy cannot occupy those paths in advance to make grading fail.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import os
 import socket
 import io
 import re
+import secrets
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -27,9 +30,7 @@ from cligym_env.images.bootstrap import BASE_IMAGE
 from cligym_env.images.build import build_image
 from cligym_env.runtime.sandbox import LABEL
 
-HARNESS_DIR = "/.cligym/harness"
-BUSYBOX = f"{HARNESS_DIR}/busybox"
-RUNNER = f"{HARNESS_DIR}/pytest_runner.py"
+IMAGE_DIR = "/harness"  # where the harness image keeps the files it fills the volume with
 # pytest and exactly what it imports; pinned so every grade of every task runs the same runner.
 PYTEST_WHEELS = ("pytest==9.2.0", "pluggy==1.7.0", "iniconfig==2.3.1", "packaging==26.4", "pygments==2.21.0")
 # pytest's dependencies are renamed inside the harness (as pip vendors its own), so the runner never masks the
@@ -39,11 +40,49 @@ _VENDOR_NAME = re.compile(r"\b(" + "|".join(VENDORED) + r")\b")
 
 _DOCKERFILE = f"""FROM {BASE_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends busybox-static && rm -rf /var/lib/apt/lists/* \\
- && mkdir -p {HARNESS_DIR} && cp /bin/busybox {BUSYBOX}
-COPY lib {HARNESS_DIR}/lib
-COPY pytest_runner.py {RUNNER}
+ && mkdir -p {IMAGE_DIR} && cp /bin/busybox {IMAGE_DIR}/busybox
+COPY lib {IMAGE_DIR}/lib
+COPY pytest_runner.py {IMAGE_DIR}/pytest_runner.py
 """
 _ready: dict[str, str] = {}  # Docker host -> its complete harness volume, known in this process
+
+
+@dataclass(frozen=True)
+class Mount:
+    """The paths of the harness and of the grader's folders in one container, under a root no one can guess."""
+
+    root: str
+
+    @classmethod
+    def fresh(cls) -> "Mount":
+        return cls(f"/.cligym-{secrets.token_hex(8)}")
+
+    @property
+    def harness(self) -> str:
+        return f"{self.root}/harness"
+
+    @property
+    def busybox(self) -> str:
+        return f"{self.harness}/busybox"
+
+    @property
+    def runner(self) -> str:
+        return f"{self.harness}/pytest_runner.py"
+
+    @property
+    def work(self) -> str:
+        return f"{self.root}/work"
+
+    @property
+    def report(self) -> str:
+        return f"{self.root}/report/junit.xml"
+
+    @property
+    def summary(self) -> str:
+        return f"{self.work}/summary.json"
+
+    def volumes(self, volume: str) -> dict[str, dict[str, str]]:
+        return {volume: {"bind": self.harness, "mode": "ro"}}
 
 
 class HarnessError(RuntimeError):
@@ -65,9 +104,9 @@ def harness_volume(client: docker.DockerClient) -> str:
     except NotFound:
         client.volumes.create(name, labels={"cligym.harness": "1"})
     # An empty volume mounted over a folder of the image is filled with the image's content; the marker says done.
-    complete = f"{HARNESS_DIR}/.complete"
-    client.containers.run(image, [BUSYBOX, "sh", "-c", f"test -e {complete} || touch {complete}"], remove=True,
-                          network_mode="none", volumes={name: {"bind": HARNESS_DIR, "mode": "rw"}},
+    busybox, complete = f"{IMAGE_DIR}/busybox", f"{IMAGE_DIR}/.complete"
+    client.containers.run(image, [busybox, "sh", "-c", f"test -e {complete} || {busybox} touch {complete}"],
+                          remove=True, network_mode="none", volumes={name: {"bind": IMAGE_DIR, "mode": "rw"}},
                           labels={LABEL: "1", "cligym.owner": f"{socket.gethostname()}:{os.getpid()}"})
     _ready[client.api.base_url] = name
     return name

@@ -21,6 +21,7 @@ class ExecResult:
     exit_code: int | None  # None when it ran past its deadline
     output: str  # stdout and stderr together, head and tail kept
     timed_out: bool = False
+    truncated: bool = False  # the middle of the output was dropped
 
 
 def run_argv(api: docker.APIClient, container_id: str, argv: Sequence[str], *, timeout: float,
@@ -45,7 +46,7 @@ def run_argv(api: docker.APIClient, container_id: str, argv: Sequence[str], *, t
     for _ in range(50):  # the stream closes a moment before the exit code is recorded
         state = api.exec_inspect(exec_id)
         if not state.get("Running"):
-            return ExecResult(state.get("ExitCode"), output.text())
+            return ExecResult(state.get("ExitCode"), output.text(), truncated=output.truncated)
         time.sleep(0.02)
     return ExecResult(None, output.text(), timed_out=True)
 
