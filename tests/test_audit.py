@@ -54,6 +54,13 @@ def test_trust_needs_the_same_path_or_a_wheel_member_under_site_packages() -> No
     assert not manifest.trusts("/app/conftest.py", "cc")
 
 
+def test_content_moved_back_is_trusted_but_configuration_must_stay_where_it_was() -> None:
+    manifest = Manifest({}, {}, frozenset({"dd"}))  # "dd" exists somewhere in the task's images
+    assert manifest.trusts("/app/inventory/core.py", "dd")
+    for config in ("/app/conftest.py", f"{SITE}/x.pth", "/pytest.ini", f"{SITE}/sitecustomize.py"):
+        assert not manifest.trusts(config, "dd")
+
+
 def test_overlay_changes_report_whiteouts_as_deletions(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "new.py").write_text("x = 1\n")

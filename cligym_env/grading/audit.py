@@ -60,14 +60,19 @@ def _hash_function(busybox: str) -> str:
 
 @dataclass(frozen=True)
 class Manifest:
-    """Trusted content: path -> sha256 of protected files in our images, and wheel member -> sha256s."""
+    """Trusted content: path -> sha256 of protected files in our images, wheel member -> sha256s, and the
+    sha256s of content found elsewhere in our images (a file the breakage moved away and the repair moved back)."""
 
     files: dict[str, str]
     wheel_members: dict[str, set[str]]
+    elsewhere: frozenset[str] = frozenset()
 
     def trusts(self, path: str, digest: str) -> bool:
         if self.files.get(path) == digest:
             return True
+        name = PurePosixPath(path).name
+        if digest in self.elsewhere and name not in CONFIG_NAMES and not name.endswith(".pth"):
+            return True  # configuration must be where it was: moved elsewhere, old bytes can mean something new
         parts = PurePosixPath(path).parts
         for i, part in enumerate(parts):
             if part in ("site-packages", "dist-packages"):
@@ -109,8 +114,10 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
     digests, targets = box.hash(files, links)
     trusted = manifest(client, images, harness)
     unknown = [p for p in {*files, *targets.values()} if p in digests and not trusted.trusts(p, digests[p])]
-    if unknown:  # e.g. a script that was not executable in the image: look its original content up
-        trusted = manifest(client, images, harness, also=unknown)
+    if unknown:  # a script that was not executable in the image, a module moved back: look the content up
+        sizes = box.stat(unknown, sizes=True)
+        trusted = manifest(client, images, harness, also=unknown,
+                           moved={f"{sizes.get(p, -1)}:{digests[p]}" for p in unknown if p in digests})
     findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
                 for p in files if not trusted.trusts(p, digests.get(p, ""))]
     changed_set = set(changed)
@@ -147,18 +154,28 @@ class Shell:
         self.client.api.put_archive(self.container, "/", tar_files({f"{self.mount.work.lstrip('/')}/{name}": data}))
         return f"{self.mount.work}/{name}"
 
-    def stat(self, paths: list[str]) -> dict[str, int]:
-        """Each existing path's mode (type and permission bits)."""
+    def stat(self, paths: list[str], sizes: bool = False) -> dict[str, int]:
+        """Each existing path's mode (type and permission bits), or its size in bytes."""
         b = self.mount.busybox
         listing = self.put_list("changed", paths)
-        kinds = {}
-        for line in self.sh(f"{b} xargs -0 {b} stat -c '%f %n' < {listing} 2>/dev/null; true").splitlines():
+        found = {}
+        for line in self.sh(f"{b} xargs -0 {b} stat -c '{'%s' if sizes else '%f'} %n' < {listing} 2>/dev/null; "
+                            "true").splitlines():
             raw, _, path = line.partition(" ")
             try:
-                kinds[path] = int(raw, 16)
+                found[path] = int(raw, 10 if sizes else 16)
             except ValueError:
                 continue
-        return kinds
+        return found
+
+    def contents_found(self, wanted: set[str]) -> set[str]:
+        """Which of the `size:sha256` contents some regular file in the container has (found by size first)."""
+        b, found = self.mount.busybox, set()
+        for size in sorted({item.split(":")[0] for item in wanted if not item.startswith("-")}):
+            script = (_hash_function(b) + f"{b} find / -xdev {_PRUNE} -o -type f -size {size}c -print | "
+                      "while IFS= read -r p; do hash \"$p\"; done")
+            found |= {f"{size}:{line.split('  ')[0]}" for line in self.sh(script, timeout=300.0).splitlines()}
+        return found & wanted
 
     def hash(self, files: list[str], links: list[str]) -> tuple[dict[str, str], dict[str, str]]:
         """sha256 of each file, and each symlink's final target (hashed too when it is a regular file)."""
@@ -215,25 +232,31 @@ class Shell:
             return []
 
 
-def manifest(client: docker.DockerClient, images: Iterable[str], harness: str, also: Iterable[str] = ()) -> Manifest:
+def manifest(client: docker.DockerClient, images: Iterable[str], harness: str, also: Iterable[str] = (),
+             moved: Iterable[str] = ()) -> Manifest:
     """The trusted content of `images`: their protected files (hashed once per image id, cached under
-    $CLIGYM_HOME/cache), plus the paths in `also` looked up on demand (cached too)."""
+    $CLIGYM_HOME/cache), plus the paths in `also` and the `size:sha256` contents in `moved` looked up on demand
+    anywhere in the images (cached too)."""
     files: dict[str, str] = {}
     members: dict[str, set[str]] = {}
+    elsewhere: set[str] = set()
     for image in images:
-        part = _image_manifest(client, image, harness, sorted(set(also)))
+        part = _image_manifest(client, image, harness, sorted(set(also)), sorted(set(moved)))
         files.update({path: digest for path, digest in part["files"].items() if path not in files or digest})
         for member, digests in part["wheel_members"].items():
             members.setdefault(member, set()).update(digests)
-    return Manifest(files, members)
+        elsewhere |= {item.split(":", 1)[1] for item, present in part.get("contents", {}).items() if present}
+    return Manifest(files, members, frozenset(elsewhere))
 
 
-def _image_manifest(client: docker.DockerClient, image: str, harness: str, also: list[str]) -> dict:
+def _image_manifest(client: docker.DockerClient, image: str, harness: str, also: list[str],
+                    moved: list[str]) -> dict:
     image_id = client.images.get(image).id.split(":")[-1]
     cache = paths.cache_dir() / "manifests" / f"{image_id}.json.gz"
     document = json.loads(gzip.decompress(cache.read_bytes())) if cache.exists() else None
     wanted = [p for p in also if document is None or p not in document["files"]]
-    if document is not None and not wanted:
+    contents = [c for c in moved if document is None or c not in document.get("contents", {})]
+    if document is not None and not wanted and not contents:
         return document
     if document is None:
         log.info("hashing the protected files of %s (once per image)", image)
@@ -249,6 +272,9 @@ def _image_manifest(client: docker.DockerClient, image: str, harness: str, also:
         if wanted:
             found, _ = box.hash(wanted, [])
             document["files"].update({path: found.get(path, "") for path in wanted})  # "": not in this image
+        if contents:
+            present = box.contents_found(set(contents))
+            document.setdefault("contents", {}).update({item: item in present for item in contents})
     finally:
         container.remove(force=True)
     cache.parent.mkdir(parents=True, exist_ok=True)
