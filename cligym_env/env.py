@@ -34,7 +34,8 @@ from cligym_env.tasks.registry import Registry
 
 SUBMIT = "submit"
 AUDIT_MODES = ("enforce", "report")
-DISK_CHECK_INTERVAL = 1.0  # seconds between measurements of the writable layer
+DISK_CHECK_INTERVAL = 1.0  # seconds between measurements of the writable layer, and after any command that ran
+DISK_CHECK_AFTER = 0.1  # seconds or more (a command faster than that cannot write much)
 
 
 class CLIGymEnv(gym.Env[str, str]):
@@ -126,7 +127,7 @@ class CLIGymEnv(gym.Env[str, str]):
                 self.last_result = result = CommandResult(action, refusal, None, 0.0)
             else:
                 self.last_result = result = self.sandbox.run(action, timeout=self.command_timeout)
-            failure = self._check_disk(force=result.duration >= DISK_CHECK_INTERVAL)
+            failure = self._check_disk(force=result.duration >= DISK_CHECK_AFTER)
         except (DockerException, ShellError) as error:  # the container itself is gone (OOM, killed)
             return self._fail(self._diagnose(error))
         if failure:

@@ -30,7 +30,8 @@ SITE = "/opt/venv/lib/python3.11/site-packages"
     ("/usr/lib/x86_64-linux-gnu/libz.so.1.2.13", REGULAR, True),
     ("/usr/local/bin/mkdir", REGULAR, True),  # on PATH, even without the exec bit yet
     ("/etc/ld.so.preload", REGULAR, True),
-    ("/etc/ld.so.cache", REGULAR, False),  # derived by ldconfig from audited files
+    ("/etc/ld.so.cache", REGULAR, True),  # it can send a library name to any file
+    ("/tmp/rtlib/libexpat.so.1", REGULAR, True),  # ... scratch folders included
     ("/opt/data/run.sh", EXECUTABLE, True),
     ("/tmp/fix.py", REGULAR, False),  # a policy's scratch script: nothing imports it
     ("/root/notes.txt", REGULAR, False),

@@ -39,13 +39,15 @@ from cligym_env.runtime.sandbox import Limits, container_settings, tar_files
 log = logging.getLogger(__name__)
 
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", ".so", ".zip", ".egg")  # zips import (python311.zip)
-CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg",
+CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
+                          "tox.ini", "setup.cfg",
                           "sitecustomize.py", "usercustomize.py", "pytest.py", "pyvenv.cfg", "ld.so.preload"})
 SCRATCH = ("/tmp/", "/var/tmp/", "/root/", "/home/", "/run/", "/dev/shm/", "/var/cache/", "/var/log/")
 # Mounted by Docker itself into every container (the init binary, network files): not the policy's.
 IGNORED = ("/proc/", "/sys/", "/dev/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
            "/usr/sbin/docker-init")
 MAX_AUDITED = 100_000
+PATH_MAX = 4096
 _PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path '/.cligym-*' -o -name __pycache__ \) -prune"
 _KINDS = " -o ".join([*(f"-name '*{suffix}'" for suffix in CODE_SUFFIXES), "-name '*.so.*'", "-perm /0111",
                       *(f"-name '{name}'" for name in sorted(CONFIG_NAMES)), "-path '/etc/ld.so.*'"])
@@ -83,13 +85,15 @@ class Manifest:
 
 def protected(path: str, mode: int) -> bool:
     """Could this file run (or steer what runs) when the tests are graded?"""
+    name = PurePosixPath(path).name
     if stat.S_ISREG(mode) and mode & 0o111 and not path.startswith(SCRATCH):
         return True
-    if path.startswith(SCRATCH) or "/__pycache__/" in path or path == "/etc/ld.so.cache":
-        return False  # ld.so.cache is derived (ldconfig) from audited libraries and ld.so.conf
-    name = PurePosixPath(path).name
+    if name.endswith(".so") or ".so." in name:  # the loader cache can point anywhere, scratch folders included
+        return True
+    if path.startswith(SCRATCH) or "/__pycache__/" in path:
+        return False
     parents = set(PurePosixPath(path).parent.parts)
-    return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES) or ".so." in name
+    return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES)
             or bool(parents & {"bin", "sbin", "libexec"}) or path.startswith("/etc/ld.so."))
 
 
@@ -100,9 +104,10 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
     skipped = tuple(f"{s.rstrip('/')}/" for s in skip)
     changed = sorted({p for p, kind in changes if kind in (0, 1) and not p.startswith(IGNORED + skipped)
                       and p not in {i.rstrip("/") for i in IGNORED}})
-    unreadable = [p for p in changed if "\n" in p or not _utf8(p)]
+    unreadable = [p for p in changed if "\n" in p or not _utf8(p) or len(p.encode()) >= PATH_MAX]
     if unreadable:  # no repair makes such names; the listing could not name them faithfully
-        return [f"a changed path cannot be audited (newline or not UTF-8): {unreadable[0]!r}"]
+        return [f"a changed path cannot be audited (newline, not UTF-8, or longer than PATH_MAX): "
+                f"{unreadable[0][:200]!r}"]
     if len(changed) > MAX_AUDITED:
         return [f"{len(changed)} files changed; more than {MAX_AUDITED} cannot be audited"]
     if not changed:

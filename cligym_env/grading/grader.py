@@ -203,8 +203,11 @@ class _GradingBox:
         folders = " ".join(shlex.quote(folder) for folder in (directory, mount.report.rsplit("/", 1)[0], mount.work))
         self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders}")
         self.container.put_archive(directory, tar_files(tests.files))
+        # The runner gets -I -B; Python processes the tests start get the same isolation through the environment.
         env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
-               "CLIGYM_TESTS": directory, "CLIGYM_JUNIT": mount.report}
+               "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONPYCACHEPREFIX": f"{mount.work}/no-bytecode", "CLIGYM_TESTS": directory,
+               "CLIGYM_JUNIT": mount.report}
         if tests.runner == "pytest":
             argv = [tests.python, "-I", "-B", "-X", f"pycache_prefix={mount.work}/no-bytecode", mount.runner,
                     mount.summary, mount.report, tests.workdir, tests.rootdir or tests.workdir, ",".join(tests.plugins), "--",

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from typing import Mapping
 
 import docker
+import requests
 from docker.errors import APIError, NotFound
 
 from cligym_env.runtime.docker_client import connect
@@ -137,9 +138,11 @@ class Sandbox:
 
         A container that is no longer running is not brought back: that ends the episode (ShellError)."""
         assert self.container is not None
-        self.container.reload()
-        if self.container.status != "running":
-            raise ShellError(f"the container is {self.container.status}")
+        try:  # a container whose main process was just killed may still be reported running for a moment
+            self.container.wait(timeout=0.5)
+            raise ShellError("the container stopped")
+        except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
+            pass  # still running: restart it
         began = time.time()
         self.container.restart(timeout=0)
         self._own_restarts.append((began, time.time()))
@@ -208,21 +211,16 @@ class Sandbox:
 
 
 def overlay_changes(upper: str) -> list[tuple[str, int]]:
-    """Changes recorded in an overlay upper directory: whiteouts (0:0 character devices) are deletions."""
+    """Changes recorded in an overlay upper directory: whiteouts (0:0 character devices) are deletions.
+
+    Walked by directory file descriptor, so paths longer than PATH_MAX are listed too."""
     found: list[tuple[str, int]] = []
-    pending = [upper]
-    while pending:
-        folder = pending.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                path = entry.path[len(upper):]
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
-                    found.append((path, 2))
-                    continue
-                found.append((path, 0))
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
+    for folder, dirs, files, fd in os.fwalk(upper, follow_symlinks=False):
+        prefix = folder[len(upper):]
+        for name in dirs + files:
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            deleted = stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
+            found.append((f"{prefix}/{name}", 2 if deleted else 0))
     return found
 
 
