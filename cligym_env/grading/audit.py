@@ -113,14 +113,14 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
     if not changed:
         return []
     box = Shell(client, grading_container, mount)
-    kinds = box.stat(changed)
-    files = [p for p, mode in kinds.items() if stat.S_ISREG(mode) and protected(p, mode)]
-    links = [p for p, mode in kinds.items() if stat.S_ISLNK(mode) and not p.startswith(SCRATCH)]
-    digests, targets = box.hash(files, links)
+    named = [p for p in changed if protected(p, stat.S_IFREG)]  # protected whatever their mode
+    others = [p for p in changed if not p.startswith(SCRATCH) and not protected(p, stat.S_IFREG)]
+    files, targets, target_digests = box.survey(named, others)
+    digests = {**target_digests, **files}
     trusted = manifest(client, images, harness)
-    unknown = [p for p in {*files, *targets.values()} if p in digests and not trusted.trusts(p, digests[p])]
+    unknown = [p for p in digests if not trusted.trusts(p, digests[p])]
     if unknown:  # a script that was not executable in the image, a module moved back: look the content up
-        sizes = box.stat(unknown, sizes=True)
+        sizes = box.sizes(unknown)
         trusted = manifest(client, images, harness, also=unknown,
                            moved={f"{sizes.get(p, -1)}:{digests[p]}" for p in unknown if p in digests})
     findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
@@ -140,7 +140,7 @@ class AuditIncomplete(Exception):
 
 
 class Shell:
-    """busybox from the harness, run in one container; file lists go through files, NUL-separated."""
+    """busybox from the harness, run in one container; path lists go in as files, NUL-separated."""
 
     def __init__(self, client: docker.DockerClient, container: str, mount: Mount) -> None:
         self.client, self.container, self.mount = client, container, mount
@@ -154,23 +154,61 @@ class Shell:
             raise AuditIncomplete("the audit's listing was too long to read whole")
         return result.output
 
-    def put_list(self, name: str, items: list[str]) -> str:
-        data = "".join(f"{item}\0" for item in items).encode("utf-8")
-        self.client.api.put_archive(self.container, "/", tar_files({f"{self.mount.work.lstrip('/')}/{name}": data}))
-        return f"{self.mount.work}/{name}"
+    def put_lists(self, lists: dict[str, list[str]]) -> list[str]:
+        """Write each list to a file under the work folder (one upload); return their paths in order."""
+        work = self.mount.work.lstrip("/")
+        files = {f"{work}/{name}": "".join(f"{item}\0" for item in items).encode("utf-8") for name, items in lists.items()}
+        self.client.api.put_archive(self.container, "/", tar_files(files))
+        return [f"{self.mount.work}/{name}" for name in lists]
 
-    def stat(self, paths: list[str], sizes: bool = False) -> dict[str, int]:
-        """Each existing path's mode (type and permission bits), or its size in bytes."""
+    def survey(self, named: list[str], others: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """One exec: sha256 of the `named` paths that are regular files and of the `others` that are executable
+        ones; every symlink among them resolved to its final target, hashed when that is a regular file.
+        Returns (file -> sha256, link -> target, target -> sha256)."""
         b = self.mount.busybox
-        listing = self.put_list("changed", paths)
+        named_list, other_list = self.put_lists({"named": named, "others": others})
+
+        def loop(listing: str, condition: str) -> str:
+            return (f"{b} tr '\\0' '\\n' < {listing} | while IFS= read -r p; do "
+                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\") || continue; printf 'LINK\\t%s\\t%s\\n' \"$t\" \"$p\"; "
+                    f"[ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
+                    f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
+
+        script = _hash_function(b) + loop(named_list, "") + loop(other_list, ' && [ -x "$p" ]') + "true"
+        files: dict[str, str] = {}
+        targets: dict[str, str] = {}
+        target_digests: dict[str, str] = {}
+        for line in self.sh(script).splitlines():
+            if line.startswith("LINK\t"):
+                _, target, link = line.split("\t", 2)
+                targets[link] = target
+            elif line[:2] in ("F ", "T "):
+                digest, _, path = line[2:].partition("  ")
+                if len(digest) == 64:
+                    (files if line[0] == "F" else target_digests)[path] = digest
+        return files, targets, target_digests
+
+    def hash(self, paths: list[str]) -> dict[str, str]:
+        """sha256 of each path that is a regular file."""
+        b = self.mount.busybox
+        (listing,) = self.put_lists({"lookup": paths})
+        script = (_hash_function(b) + f"{b} tr '\\0' '\\n' < {listing} | while IFS= read -r p; do "
+                  "[ -f \"$p\" ] && hash \"$p\"; done; true")
+        digests = {}
+        for line in self.sh(script).splitlines():
+            digest, _, path = line.partition("  ")
+            if len(digest) == 64:
+                digests[path] = digest
+        return digests
+
+    def sizes(self, paths: list[str]) -> dict[str, int]:
+        b = self.mount.busybox
+        (listing,) = self.put_lists({"sizes": paths})
         found = {}
-        for line in self.sh(f"{b} xargs -0 {b} stat -c '{'%s' if sizes else '%f'} %n' < {listing} 2>/dev/null; "
-                            "true").splitlines():
+        for line in self.sh(f"{b} xargs -0 {b} stat -c '%s %n' < {listing} 2>/dev/null; true").splitlines():
             raw, _, path = line.partition(" ")
-            try:
-                found[path] = int(raw, 10 if sizes else 16)
-            except ValueError:
-                continue
+            if raw.isdigit():
+                found[path] = int(raw)
         return found
 
     def contents_found(self, wanted: set[str]) -> set[str]:
@@ -181,26 +219,6 @@ class Shell:
                       "while IFS= read -r p; do hash \"$p\"; done")
             found |= {f"{size}:{line.split('  ')[0]}" for line in self.sh(script, timeout=300.0).splitlines()}
         return found & wanted
-
-    def hash(self, files: list[str], links: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-        """sha256 of each file, and each symlink's final target (hashed too when it is a regular file)."""
-        if not files and not links:
-            return {}, {}
-        b = self.mount.busybox
-        file_list, link_list = self.put_list("files", files), self.put_list("links", links)
-        script = (_hash_function(b) + f"{b} tr '\\0' '\\n' < {file_list} | while IFS= read -r p; do hash \"$p\"; done\n"
-                  f"{b} tr '\\0' '\\n' < {link_list} | while IFS= read -r p; do "
-                  f"t=$({b} readlink -f \"$p\") || continue; echo \"LINK $t $p\"; [ -f \"$t\" ] && hash \"$t\"; done; true")
-        digests, targets = {}, {}
-        for line in self.sh(script).splitlines():
-            if line.startswith("LINK "):
-                target, _, link = line[5:].partition(" ")
-                targets[link] = target
-            else:
-                digest, _, path = line.partition("  ")
-                if len(digest) == 64:
-                    digests[path] = digest
-        return digests, targets
 
     def hash_protected(self) -> dict[str, str]:
         """sha256 of every file of a protected kind in the container (the pristine image's manifest)."""
@@ -275,7 +293,7 @@ def _image_manifest(client: docker.DockerClient, image: str, harness: str, also:
         if document is None:
             document = {"files": box.hash_protected(), "wheel_members": box.wheelhouse()}
         if wanted:
-            found, _ = box.hash(wanted, [])
+            found = box.hash(wanted)
             document["files"].update({path: found.get(path, "") for path in wanted})  # "": not in this image
         if contents:
             present = box.contents_found(set(contents))

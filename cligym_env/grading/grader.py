@@ -5,7 +5,7 @@
    busybox from the harness volume as its only long-lived process): no process of the policy's is alive there.
 3. The audit (`audit.py`) checks every changed file that could run during the tests.
 4. The tests folder is deleted and written anew (nothing planted survives, bytecode caches included); the
-   report and the runner's summary go to folders made fresh too.
+   report and the runner's summary go to folders made fresh too (before the audit, which writes its lists there).
 5. `pytest_runner.py` runs the tests with the environment's interpreter (`-I -B`, pytest from the read-only
    harness, no plugin auto-loading, a fixed environment); legacy tasks with a shell `command` run it instead.
 6. The report is size-checked before it is read, and pytest's exit status must agree with it.
@@ -85,12 +85,14 @@ class Grade:
 def run_tests(sandbox: Sandbox, tests: Tests) -> TestRun:
     """The tests' outcomes on a snapshot of `sandbox` (left running), for generation and validation."""
     with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+        box.prepare(tests)
         return box.run(tests)
 
 
 def discover_plugins(sandbox: Sandbox, tests: Tests) -> tuple[str, ...]:
     """The pytest plugin modules the (trusted, gold) environment installs, for `Tests.plugins`."""
     with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+        box.prepare(tests)
         box.run(replace(tests, plugins=("?",)))
         found = _json(box._file(box.mount.summary, 1 << 20) or b"{}").get("available_plugins", [])
     return tuple(sorted(str(plugin) for plugin in found))
@@ -104,6 +106,7 @@ def grade(sandbox: Sandbox, tests: Tests, *, references: Sequence[str] = (), par
     `enforce=False` lists tamper findings without zeroing the reward (for research on reward hacking)."""
     try:
         with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+            box.prepare(tests)
             tamper = box.audit(snapshot.changes, [sandbox.image, *references], tests)
             run = box.run(tests)
     except GradingFailure as error:
@@ -174,9 +177,15 @@ class _GradingBox:
 
     def _start(self, image: str):  # type: ignore[no-untyped-def]
         settings = container_settings(self.sandbox.limits, network=False, owner_task=self.sandbox.task_id)
-        return self.client.containers.run(
-            image, [self.mount.busybox, "sleep", "2147483647"], entrypoint=[], working_dir="/", detach=True,
+        container = self.client.containers.create(
+            image, [self.mount.busybox, "sleep", "2147483647"], entrypoint=[], working_dir="/",
             name=f"cligym-grade-{secrets.token_hex(6)}", volumes=self.mount.volumes(self.harness), **settings)
+        try:
+            container.start()
+        except DockerException:
+            _try(lambda: container.remove(force=True))  # created but not started: still ours to remove
+            raise
+        return container
 
     def __exit__(self, *exc: object) -> None:
         if self.container is not None:
@@ -190,8 +199,13 @@ class _GradingBox:
                                          f"place: {result.output[-300:]}", policy_caused=True))
         return result.output
 
+    def prepare(self, tests: Tests) -> None:
+        """The tests folder deleted and made anew (nothing planted survives), and the grader's own folders."""
+        directory, mount, b = tests.directory.rstrip("/") or "/", self.mount, self.mount.busybox
+        folders = " ".join(shlex.quote(folder) for folder in (directory, mount.report.rsplit("/", 1)[0], mount.work))
+        self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders}")
+
     def audit(self, changes: list[tuple[str, int]], images: Sequence[str], tests: Tests) -> list[str]:
-        self._busybox("mkdir", "-p", self.mount.work)
         try:
             return audit(self.client, self.container.id, self.mount, changes, images, self.harness,
                          skip=[tests.directory])
@@ -199,9 +213,7 @@ class _GradingBox:
             return [str(error)]
 
     def run(self, tests: Tests) -> TestRun:
-        directory, mount, b = tests.directory.rstrip("/") or "/", self.mount, self.mount.busybox
-        folders = " ".join(shlex.quote(folder) for folder in (directory, mount.report.rsplit("/", 1)[0], mount.work))
-        self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders}")
+        directory, mount = tests.directory.rstrip("/") or "/", self.mount
         self.container.put_archive(directory, tar_files(tests.files))
         # The runner gets -I -B; Python processes the tests start get the same isolation through the environment.
         env = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "PYTEST_ADDOPTS": "", "PYTEST_PLUGINS": "",
@@ -230,6 +242,11 @@ class _GradingBox:
         if report is None:
             why = _json(summary).get("error") or f"it exited with {exit_code}"
             return TestRun({}, output, f"the test runner wrote no JUnit report: {why}", exit_code)
+        if tests.runner == "pytest" and _json(summary).get("exit_code") != exit_code:
+            # pytest writes the report before it returns; a runner that never returned (killed by code of the
+            # environment's, for one) leaves a report nobody vouches for
+            return TestRun({}, output, f"the test runner did not finish (exit status {exit_code}); its report "
+                                       "is not trusted", exit_code)
         try:
             results = parse_junit_results(report)
         except ReportError as error:

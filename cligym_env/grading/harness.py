@@ -10,6 +10,7 @@ work and report folders: a policy cannot occupy those paths in advance to make g
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import socket
 import io
@@ -20,6 +21,7 @@ import sys
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
+from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
 from pathlib import Path
 
 import docker
@@ -41,7 +43,7 @@ _VENDOR_NAME = re.compile(r"\b(" + "|".join(VENDORED) + r")\b")
 _DOCKERFILE = f"""FROM {BASE_IMAGE}
 RUN apt-get update && apt-get install -y --no-install-recommends busybox-static && rm -rf /var/lib/apt/lists/* \\
  && mkdir -p {IMAGE_DIR} && cp /bin/busybox {IMAGE_DIR}/busybox
-COPY lib {IMAGE_DIR}/lib
+COPY lib.zip {IMAGE_DIR}/lib.zip
 COPY pytest_runner.py {IMAGE_DIR}/pytest_runner.py
 """
 _ready: dict[str, str] = {}  # Docker host -> its complete harness volume, known in this process
@@ -113,24 +115,34 @@ def harness_volume(client: docker.DockerClient) -> str:
 
 
 def _context() -> dict[str, bytes]:
-    """Build-context files: the runner and the unpacked pytest wheels (downloaded once into the cache), with
-    pytest's dependencies renamed `_cligym_<name>` in every module of the harness."""
-    files = {"pytest_runner.py": resources.files("cligym_env.grading").joinpath("pytest_runner.py").read_bytes()}
-    for wheel in _wheels():
-        with zipfile.ZipFile(io.BytesIO(wheel.read_bytes())) as archive:
-            for member in archive.infolist():
-                top = member.filename.split("/")[0]
-                package = top.split("-")[0]
-                if member.is_dir() or (top.endswith(".dist-info") and not (
-                        package in VENDORED and member.filename.endswith("/METADATA"))):
-                    continue  # the vendored ones keep their METADATA, renamed too: they read their own version
-                name, data = member.filename, archive.read(member)
-                if package in VENDORED:
-                    name = f"_cligym_{name}"
-                if name.endswith((".py", "/METADATA")):
-                    data = _VENDOR_NAME.sub(r"_cligym_\1", data.decode("utf-8")).encode("utf-8")
-                files[f"lib/{name}"] = data
-    return files
+    """Build-context files: the runner and `lib.zip`, the pinned pytest wheels (downloaded once into the cache)
+    with pytest's dependencies renamed `_cligym_<name>`, and each module's bytecode beside its source.
+
+    Bytecode matters: the runner forbids the environment's bytecode (`-B`, an empty pycache prefix), and
+    compiling pytest from source on every grade costs about half a second; zipimport reads the archive's own
+    `.pyc` (unchecked-hash, so no timestamps are involved) and falls back to the source on other Pythons."""
+    runner = resources.files("cligym_env.grading").joinpath("pytest_runner.py").read_bytes()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as lib:
+        for wheel in _wheels():
+            with zipfile.ZipFile(io.BytesIO(wheel.read_bytes())) as source:
+                for member in source.infolist():
+                    top = member.filename.split("/")[0]
+                    package = top.split("-")[0]
+                    if member.is_dir() or (top.endswith(".dist-info") and not (
+                            package in VENDORED and member.filename.endswith("/METADATA"))):
+                        continue  # the vendored ones keep their METADATA, renamed too: they read their own version
+                    name, data = member.filename, source.read(member)
+                    if package in VENDORED:
+                        name = f"_cligym_{name}"
+                    if name.endswith((".py", "/METADATA")):
+                        data = _VENDOR_NAME.sub(r"_cligym_\1", data.decode("utf-8")).encode("utf-8")
+                    lib.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data)
+                    if name.endswith(".py"):
+                        code = compile(data, f"harness/lib.zip/{name}", "exec", dont_inherit=True)
+                        pyc = _code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
+                        lib.writestr(zipfile.ZipInfo(name[:-3] + ".pyc", date_time=(2020, 1, 1, 0, 0, 0)), pyc)
+    return {"pytest_runner.py": runner, "lib.zip": archive.getvalue()}
 
 
 def _wheels(download: bool = True) -> list[Path]:

@@ -3,7 +3,7 @@
 Run as `PYTHON -I -B -X pycache_prefix=/nonexistent run.py SUMMARY REPORT WORKDIR ROOTDIR PLUGINS -- ARGS...`:
 `-I` keeps PYTHON* variables, the user site and the working directory off `sys.path` (no `pytest.py` shadowing),
 `-B` and the empty pycache prefix mean no bytecode planted next to a source file is ever read. pytest comes from
-the read-only harness volume, not from the environment, with its dependencies renamed (`_cligym_pluggy`, ...), so
+`lib.zip` on the read-only harness volume (with its own bytecode inside), not from the environment, with its dependencies renamed (`_cligym_pluggy`, ...), so
 a test that imports `packaging` or `pluggy` gets the environment's own copy (it may be the project under test, or
 what the task broke). Plugins are never auto-loaded: only the modules named in PLUGINS (comma-separated,
 recorded from the gold environment).
@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-HARNESS_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib")
+HARNESS_LIB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib.zip")
 
 
 def _write(path, document):
