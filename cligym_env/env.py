@@ -24,7 +24,7 @@ from cligym_env import spaces
 from cligym_env.grading import Grade, grade
 from cligym_env.grading.grader import Failure
 from cligym_env.images import build_environment
-from cligym_env.images.build import base_images
+from cligym_env.images.build import base_images, image_exists
 from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
 from cligym_env.runtime.shell import CommandResult, ShellError
@@ -176,7 +176,7 @@ class CLIGymEnv(gym.Env[str, str]):
     def _references(self) -> list[str]:
         """Images whose content the audit trusts besides the task image: what it was built FROM."""
         assert self.task is not None
-        return [image for image in base_images(self.task.environment.dockerfile) if _exists(self.client, image)]
+        return [image for image in base_images(self.task.environment.dockerfile) if image_exists(self.client, image)]
 
     def _check_disk(self, *, force: bool) -> Failure | None:
         """Measure the writable layer at most once a second (or when asked); a failure once it exceeds the cap."""
@@ -248,10 +248,3 @@ def _refuse(action: str) -> str:
         return "[cligym: the command contains a NUL byte, which no shell can take. It was not run.]"
     return ""
 
-
-def _exists(client: docker.DockerClient, image: str) -> bool:
-    try:
-        client.images.get(image)
-        return True
-    except NotFound:
-        return False
