@@ -148,3 +148,31 @@ def test_an_env_failure_keeps_finished_episodes_and_leaves_no_container(example_
     resumed = rollout(OraclePolicy(example_registry), EXAMPLE_IDS, 1, out=out, envs=3, registry=example_registry,
                       progress=False)
     assert (resumed.episodes, resumed.skipped, resumed.rewards) == (1, 2, [1.0])
+
+
+class Saboteur:
+    """Kills its own container's main process on one task (the policy's doing), behaves like the oracle elsewhere."""
+
+    name = "saboteur"
+
+    def __init__(self, registry) -> None:
+        self.oracle = OraclePolicy(registry)
+
+    def act(self, trajectories):
+        return [scripted_reply("kill 1; sleep 2") if t.task_id == "example-bad-permission" and not t.turns
+                else reply for t, reply in zip(trajectories, self.oracle.act(trajectories))]
+
+
+def test_an_episode_that_fails_is_recorded_with_its_error_and_the_rollout_goes_on(example_registry, docker_client,
+                                                                                 tmp_path: Path):
+    out = tmp_path / "saboteur.jsonl"
+    stats = rollout(Saboteur(example_registry), EXAMPLE_IDS, 1, out=out, envs=2, registry=example_registry,
+                    progress=False)
+    trajectories = {t.task_id: t for t in read_jsonl(out)}
+    assert stats.episodes == 3 and set(trajectories) == set(EXAMPLE_IDS)
+    failed = trajectories["example-bad-permission"]
+    assert failed.reward == 0.0 and failed.end == "error" and failed.error["kind"] == "container-died"
+    assert failed.error["policy_caused"] is True and not failed.infrastructure_failure
+    assert all(trajectories[t].reward == 1.0 and trajectories[t].error is None and trajectories[t].tamper == []
+               for t in EXAMPLE_IDS if t != "example-bad-permission")
+    assert no_containers(docker_client)
