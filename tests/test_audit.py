@@ -14,7 +14,7 @@ from cligym_env.grading.audit import Manifest, protected
 from cligym_env.grading.grader import _disagreement
 from cligym_env.grading.junit import TestResult
 from cligym_env.runtime.sandbox import Limits, overlay_changes, parse_size
-from cligym_env.tasks.task import Tests
+from cligym_env.tasks.task import Tests as TaskTests  # aliased so pytest does not collect it
 
 REGULAR, EXECUTABLE = stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
 SITE = "/opt/venv/lib/python3.11/site-packages"
@@ -79,7 +79,7 @@ def test_sizes() -> None:
 
 
 def test_exit_status_must_agree_with_the_report() -> None:
-    tests = Tests(python="/usr/bin/python3")
+    tests = TaskTests(python="/usr/bin/python3")
     passed, failed = {"t::a": TestResult("passed")}, {"t::a": TestResult("passed"), "t::b": TestResult("failed")}
     assert _disagreement(tests, passed, 0) == "" and _disagreement(tests, failed, 1) == ""
     assert "status 0" in _disagreement(tests, failed, 0)
