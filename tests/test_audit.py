@@ -12,7 +12,7 @@ import pytest
 
 from cligym_env.grading.audit import Manifest, protected
 from cligym_env.grading.grader import _disagreement
-from cligym_env.grading.junit import TestResult
+from cligym_env.grading.junit import TestResult as Result  # aliased so pytest does not collect it
 from cligym_env.runtime.sandbox import Limits, overlay_changes, parse_size
 from cligym_env.tasks.task import Tests as TaskTests  # aliased so pytest does not collect it
 
@@ -80,7 +80,7 @@ def test_sizes() -> None:
 
 def test_exit_status_must_agree_with_the_report() -> None:
     tests = TaskTests(python="/usr/bin/python3")
-    passed, failed = {"t::a": TestResult("passed")}, {"t::a": TestResult("passed"), "t::b": TestResult("failed")}
+    passed, failed = {"t::a": Result("passed")}, {"t::a": Result("passed"), "t::b": Result("failed")}
     assert _disagreement(tests, passed, 0) == "" and _disagreement(tests, failed, 1) == ""
     assert "status 0" in _disagreement(tests, failed, 0)
     assert "status 1" in _disagreement(tests, passed, 1)
