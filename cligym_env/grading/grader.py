@@ -23,7 +23,6 @@ import tarfile
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
-import docker
 from docker.errors import DockerException, NotFound
 
 from cligym_env.grading.audit import AuditIncomplete, audit

@@ -10,7 +10,6 @@ import atexit
 import io
 import os
 import secrets
-import shlex
 import socket
 import stat
 import tarfile
@@ -115,17 +114,6 @@ class Sandbox:
         """Run a command in the sandbox's persistent shell."""
         assert self.shell is not None, "call start() first"
         return self.shell.run(command, timeout)
-
-    def run_fresh(self, command: str, timeout: float, env: Mapping[str, str] | None = None) -> CommandResult:
-        """Run a command in a new shell, untouched by what the policy did to its own shell's state."""
-        assert self.container is not None, "call start() first"
-        shell = PersistentShell(self.client.api, self.container.id, max_output_bytes=self.limits.max_output_bytes)
-        shell.start()
-        try:
-            exports = "".join(f"export {key}={shlex.quote(value)}; " for key, value in (env or {}).items())
-            return shell.run(exports + command, timeout)
-        finally:
-            shell.close()
 
     def put_files(self, directory: str, files: Mapping[str, bytes]) -> None:
         """Copy files (relative path -> bytes) into `directory`, leaving the modes of existing folders alone."""
