@@ -170,11 +170,16 @@ def make_env(registry: Registry, kind: str, **kwargs: Any):
 
 def play(registry: Registry, kind: str, commands: list[str], **kwargs: Any) -> Episode:
     """One episode: the commands, then `submit` (unless the episode ended first); the container is always removed."""
-    env = make_env(registry, kind, max_steps=len(commands) + 2, **kwargs)
+    return drive(make_env(registry, kind, max_steps=len(commands) + 2, **kwargs), kind, [*commands, "submit"])
+
+
+def drive(env: Any, kind: str, commands: list[str], after_reset: Callable[[Any], None] = lambda env: None) -> Episode:
+    """Reset `env` on the task of `kind`, run `commands` until the episode ends, and always close it."""
     episode = Episode([])
     try:
         env.reset(seed=0, options={"task_id": task_id(kind)})
-        for command in [*commands, "submit"]:
+        after_reset(env)
+        for command in commands:
             assert len(command) <= MAX_ACTION, f"an attack step is {len(command)} characters long"
             observation, reward, terminated, truncated, info = env.step(command)
             episode.outputs.append(observation)
@@ -858,19 +863,8 @@ def test_grading_failures_the_policy_caused_are_blamed_on_it(registry, docker_cl
 
 
 def test_container_killed_from_outside_is_not_the_policys_fault(registry):
-    env = make_env(registry, "assertion", max_steps=5)
-    episode = Episode([])
-    try:
-        env.reset(seed=0, options={"task_id": task_id("assertion")})
-        env.unwrapped.sandbox.container.kill()
-        for command in ["echo still here", "submit"]:
-            observation, reward, terminated, truncated, info = env.step(command)
-            episode.outputs.append(observation)
-            episode.reward, episode.terminated, episode.truncated, episode.info = reward, terminated, truncated, info
-            if terminated or truncated:
-                break
-    finally:
-        env.close()
+    episode = drive(make_env(registry, "assertion", max_steps=5), "assertion", ["echo still here", "submit"],
+                    after_reset=lambda env: env.unwrapped.sandbox.container.kill())
     assert_clean_error(episode, policy_caused=False)
 
 
@@ -915,18 +909,8 @@ def test_a_huge_sparse_report_is_not_read_into_memory(registry):
 
 def test_filling_the_disk_ends_the_episode(registry):
     limits = Limits(disk="300m")  # the disk quota of the container's writable layer
-    env = make_env(registry, "assertion", max_steps=5, limits=limits, command_timeout=120)
-    episode = Episode([])
-    try:
-        env.reset(seed=0, options={"task_id": task_id("assertion")})
-        for command in ["dd if=/dev/zero of=/root/big bs=1M count=600; echo dd-exit=$?", "true", "true"]:
-            observation, reward, terminated, truncated, info = env.step(command)
-            episode.outputs.append(observation)
-            episode.reward, episode.terminated, episode.truncated, episode.info = reward, terminated, truncated, info
-            if terminated or truncated:
-                break
-    finally:
-        env.close()
+    episode = drive(make_env(registry, "assertion", max_steps=5, limits=limits, command_timeout=120), "assertion",
+                    ["dd if=/dev/zero of=/root/big bs=1M count=600; echo dd-exit=$?", "true", "true"])
     assert episode.terminated or episode.truncated, episode.describe()
     assert episode.reward == 0.0, episode.describe()
     error = (episode.info or {}).get("error")
