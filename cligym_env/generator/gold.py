@@ -30,6 +30,7 @@ from cligym_env.images.bootstrap import PYTHON_IMAGE
 from cligym_env.images.build import build_image
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.tasks.task import Environment, Tests
+from cligym_env.error import GoldError, GoldRejected, ProjectNotFound
 
 PROJECTS_FILE = Path(__file__).with_name("projects.toml")
 PROJECT_DIR = "/opt/project"
@@ -47,18 +48,6 @@ _APT_LOCAL_SOURCE = rf"""RUN set -e; rm -f /etc/apt/apt.conf.d/docker-clean; cd 
     done > Packages; \
     echo 'deb [trusted=yes] file:{APT_ARCHIVES} ./' > /etc/apt/sources.list.d/cligym-local.list; \
     apt-get update -o Dir::Etc::SourceList=/etc/apt/sources.list.d/cligym-local.list -o Dir::Etc::SourceParts=-"""
-
-
-class GoldError(RuntimeError):
-    """A gold environment could not be made."""
-
-
-class GoldRejected(GoldError):
-    """The project was built but its suite is unfit (too few passing tests, low pass rate, too slow)."""
-
-
-class ProjectNotFound(GoldError, wheelhouse.ProjectNotFound):
-    """The project (or the asked release's sdist) is not on the package index."""
 
 
 @dataclass(frozen=True)
@@ -106,18 +95,13 @@ def build_gold(name: str, version: str | None = None, *, client: docker.DockerCl
     """Build, test and probe the gold environment of a PyPI project; reuse a saved recipe whose image exists."""
     policy, configs = load_projects(projects)
     config = configs.get(wheelhouse.canonical(name), ProjectConfig(name))
-    try:
-        version = version or config.version or wheelhouse.latest_version(name)
-        folder = Path(folder or default_folder(name, version))
-        if (folder / "gold.toml").exists():
-            gold = load_gold(folder)
-            ensure_image(gold, client=client, log=log)
-            return gold
-        environment, tests, module = _prepare(name, version, config, policy, log)
-    except wheelhouse.ProjectNotFound as error:
-        raise ProjectNotFound(str(error)) from None
-    except wheelhouse.WheelhouseError as error:
-        raise GoldError(str(error)) from None
+    version = version or config.version or wheelhouse.latest_version(name)
+    folder = Path(folder or default_folder(name, version))
+    if (folder / "gold.toml").exists():
+        gold = load_gold(folder)
+        ensure_image(gold, client=client, log=log)
+        return gold
+    environment, tests, module = _prepare(name, version, config, policy, log)
     image = f"cligym/gold-{wheelhouse.canonical(name)}:{environment.content_hash()[:24]}"
     log(f"{name}=={version}: building {image}")
     build_image(client, image, environment.dockerfile, environment.files, what=f"gold image of {name}=={version}")

@@ -13,6 +13,7 @@ from pathlib import PurePosixPath
 from cligym_env.generator.types import Distribution, GoldProbe
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.tasks.task import Tests
+from cligym_env.error import ProbeError
 
 WHEELHOUSE = "/opt/wheelhouse"
 APT_ARCHIVES = "/var/cache/apt/archives"
@@ -53,10 +54,6 @@ json.dump({"python": sys.executable, "python_version": platform.python_version()
            "apt_archives": sys.argv[2] if has_repo and glob.glob(os.path.join(sys.argv[2], "*.deb")) else ""},
           open(sys.argv[1], "w"))
 """
-
-
-class ProbeError(RuntimeError):
-    """The probe script failed inside the container; the message carries its output."""
 
 
 def probe_gold(sandbox: Sandbox, gold_tests: Tests, project_module: str) -> GoldProbe:

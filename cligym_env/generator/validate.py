@@ -19,6 +19,7 @@ from cligym_env.images.conceal import conceal
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.task import Environment, Tests
+from cligym_env.error import Rejected
 
 REPAIR_TIMEOUT = 600.0
 
@@ -33,14 +34,6 @@ class Validated:
     tests: Tests  # fail_to_pass and pass_to_pass filled in
     broken_run: TestRun  # the real failing run the issue text is written from
     repair_verified: bool = True  # False only when asked to keep a candidate whose repair failed
-
-
-class Rejected(Exception):
-    """A candidate failed a check; `reason` is a short key for the report, the message says more."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
 
 
 def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment:

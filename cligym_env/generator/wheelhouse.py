@@ -20,6 +20,7 @@ from email.parser import Parser
 from pathlib import Path
 
 from cligym_env import paths
+from cligym_env.error import ProjectNotFound, WheelhouseError
 
 PYTHON_VERSION = "3.11"
 # Bookworm has glibc 2.36, so any manylinux wheel up to 2.36 runs. pip does not widen a given manylinux tag to
@@ -29,14 +30,6 @@ MAX_SOURCE_BUILDS = 10
 ROOT_CONFIGS = ("pytest.ini", "setup.cfg", "tox.ini", "pyproject.toml", "conftest.py")  # kept beside the tests
 TEST_DIRS = ("tests", "test", "testing")
 TEST_GROUPS = ("test", "tests", "testing")  # extras and dependency groups that hold test requirements
-
-
-class ProjectNotFound(LookupError):
-    """PyPI has no such project, or no source distribution of the asked version."""
-
-
-class WheelhouseError(RuntimeError):
-    """pip could not gather the wheels; the message carries pip's own error."""
 
 
 def canonical(name: str) -> str:

@@ -35,6 +35,7 @@ from cligym_env import paths
 from cligym_env.grading.harness import Mount
 from cligym_env.runtime.execute import run_argv
 from cligym_env.runtime.sandbox import Limits, container_settings, tar_files
+from cligym_env.error import AuditIncomplete
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,6 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
                 and not trusted.trusts(target, digests[target]):
             findings.append(f"{link} was pointed at {target}, whose content is in no image or wheel of this task")
     return sorted(set(findings))
-
-
-class AuditIncomplete(Exception):
-    """The audit could not read what the policy left whole, or in time: that is a finding."""
 
 
 class Shell:

@@ -31,6 +31,7 @@ from cligym_env.grading.junit import ReportError, TestResult, parse_junit_result
 from cligym_env.runtime.execute import run_argv
 from cligym_env.runtime.sandbox import SNAPSHOT_LABEL, Sandbox, container_settings, tar_files
 from cligym_env.tasks.task import Tests
+from cligym_env.error import GradingFailure
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,6 @@ class Failure:
 
     def as_info(self) -> dict[str, object]:
         return {"kind": self.kind, "message": self.message, "policy_caused": self.policy_caused}
-
-
-class GradingFailure(Exception):
-    """Raised inside the grader and turned into a `Failure` by `grade`."""
-
-    def __init__(self, failure: Failure) -> None:
-        super().__init__(failure.message)
-        self.failure = failure
 
 
 @dataclass(frozen=True)

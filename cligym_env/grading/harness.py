@@ -31,6 +31,7 @@ from cligym_env import paths
 from cligym_env.images.bootstrap import BASE_IMAGE
 from cligym_env.images.build import build_image
 from cligym_env.runtime.sandbox import LABEL
+from cligym_env.error import HarnessError
 
 IMAGE_DIR = "/harness"  # where the harness image keeps the files it fills the volume with
 # pytest and exactly what it imports; pinned so every grade of every task runs the same runner.
@@ -85,10 +86,6 @@ class Mount:
 
     def volumes(self, volume: str) -> dict[str, dict[str, str]]:
         return {volume: {"bind": self.harness, "mode": "ro"}}
-
-
-class HarnessError(RuntimeError):
-    """The harness could not be prepared (no wheels, image build failed)."""
 
 
 def harness_volume(client: docker.DockerClient) -> str:

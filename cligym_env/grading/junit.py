@@ -10,12 +10,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from cligym_env.error import ReportError
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
-
-
-class ReportError(ValueError):
-    """The report is not JUnit XML."""
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,11 @@ from docker.errors import APIError
 
 from cligym_env import paths
 from cligym_env.images.build import build_image, image_exists
+from cligym_env.error import BootstrapError
 
 BASE_IMAGE = "cligym/base:bookworm"
 PYTHON_IMAGE = "cligym/python:bookworm"
 MIRROR = "http://deb.debian.org/debian"
-
-
-class BootstrapError(RuntimeError):
-    pass
 
 
 def bootstrap(client: docker.DockerClient, *, log: Callable[[str], None] = print, use_registry: bool = True) -> list[str]:

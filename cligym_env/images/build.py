@@ -16,10 +16,7 @@ from docker.errors import BuildError, ImageNotFound
 
 from cligym_env.images.recipes import find_recipe
 from cligym_env.tasks.task import Environment
-
-
-class ImageBuildError(RuntimeError):
-    """`docker build` failed; the message carries the tail of the build log."""
+from cligym_env.error import ImageBuildError
 
 
 def image_exists(client: docker.DockerClient, tag: str) -> bool:

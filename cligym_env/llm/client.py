@@ -12,13 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from cligym_env.error import LLMError
 
 Message = dict[str, str]
 """OpenAI-style chat message: {"role": "system" | "user" | "assistant", "content": "..."}."""
-
-
-class LLMError(RuntimeError):
-    """A model could not be loaded or reached; the message names the path or URL."""
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,7 @@ import os
 
 import docker
 from docker.errors import DockerException
-
-
-class DockerUnavailableError(RuntimeError):
-    """The Docker daemon cannot be reached."""
+from cligym_env.error import DockerUnavailableError
 
 
 def connect(timeout: int = 120) -> docker.DockerClient:

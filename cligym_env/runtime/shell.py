@@ -20,6 +20,7 @@ from typing import Callable
 import docker
 
 from cligym_env.runtime.output import CappedOutput, demultiplex
+from cligym_env.error import ShellError
 
 SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "DEBIAN_FRONTEND": "noninteractive"}
 
@@ -53,10 +54,6 @@ class CommandResult:
     timed_out: bool = False
     output_truncated: bool = False
     shell_restarted: bool = False
-
-
-class ShellError(RuntimeError):
-    """The shell could not be started at all (the container is gone or has no usable bash)."""
 
 
 def ansi_c_quote(text: str) -> str:

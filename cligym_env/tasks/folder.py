@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 import tomli_w
 
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata, Task, TaskError, Tests
+from cligym_env.error import TaskExistsError
 
 TASK_FILE = "task.toml"
 INSTRUCTION_FILE = "instruction.md"
@@ -64,10 +65,6 @@ _SCHEMA: dict[str, dict[str, str]] = {  # section ("" = top level) -> field -> k
     },
 }
 _REQUIRED_FIELDS = ("id", "tests.fail_to_pass")
-
-
-class TaskExistsError(TaskError, FileExistsError):
-    """A task folder with this id is already there and overwrite was not asked for."""
 
 
 def load_task(folder: Path) -> Task:

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 from cligym_env import paths
 from cligym_env.tasks.folder import TASK_FILE, load_task, read_summary, write_task
 from cligym_env.tasks.task import TASK_ID_PATTERN, Task, TaskError
+from cligym_env.error import UnknownTaskError
 
 EXAMPLES_DIR = Path(__file__).with_name("examples")
 INDEX_FILE = "index.sqlite"
@@ -38,13 +39,6 @@ CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project);
 _FILTERS = ("category", "project", "difficulty", "generator", "hint")
 
 Stamp = tuple[int | None, int | None, int]
-
-
-class UnknownTaskError(TaskError, KeyError):
-    """No task with this id; both a `TaskError` and a `KeyError`."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
 
 
 class Registry:

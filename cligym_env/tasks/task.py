@@ -10,6 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+from cligym_env.error import TaskError
 
 TASK_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
@@ -24,10 +25,6 @@ CATEGORIES = (
     "other",
 )
 UNVERIFIED = "agentic-unverified"  # generator prefix of tasks kept although their repair was never shown to work
-
-
-class TaskError(ValueError):
-    """A task (or task folder) is malformed; the message names the file and field."""
 
 
 @dataclass(frozen=True)

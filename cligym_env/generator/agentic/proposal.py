@@ -18,6 +18,7 @@ import jsonschema
 from cligym_env.generator.types import GoldEnvironment
 from cligym_env.llm import Message
 from cligym_env.tasks.task import CATEGORIES
+from cligym_env.error import ProposalError
 
 DIRECTIONS = {
     "file-system": ["a module file deleted or truncated", "a missing execute bit", "a directory replaced by a file",
@@ -49,10 +50,6 @@ PROPOSAL_SCHEMA = {
         "recovery_strategy": {"type": "string", "minLength": 5},
     },
 }
-
-
-class ProposalError(ValueError):
-    """The reply is not a valid proposal; the message is fed back to the model once."""
 
 
 @dataclass(frozen=True)
