@@ -155,6 +155,7 @@ def _register_agent_commands() -> None:
 
 
 _register_agent_commands()
+__import__("cligym_env.formats.cli").formats.cli.register(app, tasks_app)  # export, tasks import
 
 
 @app.callback()

@@ -56,6 +56,19 @@ class TaskExistsError(TaskError, FileExistsError):
     """A task folder with this id is already there and overwrite was not asked for."""
 
 
+# formats ---------------------------------------------------------------------------------------------------------
+class TaskFormatError(TaskError):
+    """A foreign task (Harbor or Terminal-Bench folder, dataset row) is malformed; the message names file and field."""
+
+
+class UnmappableImageError(UsageError):
+    """An imported Dockerfile starts FROM an image this host lacks and cligym has no local stand-in for."""
+
+
+class ExportError(UsageError):
+    """A task cannot be written in the asked format; the message says why and what would work."""
+
+
 # llm -------------------------------------------------------------------------------------------------------------
 class LLMError(CLIGymError):
     """A model could not be loaded or reached; the message names the path or URL."""

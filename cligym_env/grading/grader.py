@@ -26,6 +26,7 @@ from typing import Sequence
 from docker.errors import DockerException, NotFound
 
 from cligym_env.grading.audit import AuditIncomplete, audit
+from cligym_env.grading.external import RUNNERS as EXTERNAL_RUNNERS, run_external
 from cligym_env.grading.harness import Mount, harness_volume
 from cligym_env.grading.junit import ReportError, TestResult, parse_junit_results
 from cligym_env.runtime.execute import run_argv
@@ -205,6 +206,8 @@ class _GradingBox:
             return [str(error)]
 
     def run(self, tests: Tests) -> TestRun:
+        if tests.runner in EXTERNAL_RUNNERS:  # imported tasks: their own script and verdict (external.py)
+            return run_external(self, tests)
         directory, mount = tests.directory.rstrip("/") or "/", self.mount
         self.container.put_archive(directory, tar_files(tests.files))
         # The runner gets -I -B; Python processes the tests start get the same isolation through the environment.

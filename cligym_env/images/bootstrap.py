@@ -20,6 +20,9 @@ from cligym_env.images.build import build_image, image_exists
 from cligym_env.error import BootstrapError
 
 BASE_IMAGE = "cligym/base:bookworm"
+# The public names the base stands for: without a registry it is tagged under them too, so a Dockerfile written
+# for anywhere (an exported Harbor task, say) builds here as well. The first is what exports build FROM.
+PUBLIC_BASE_NAMES = ("debian:bookworm-slim", "debian:bookworm")
 PYTHON_IMAGE = "cligym/python:bookworm"
 MIRROR = "http://deb.debian.org/debian"
 
@@ -29,11 +32,19 @@ def bootstrap(client: docker.DockerClient, *, log: Callable[[str], None] = print
     if not image_exists(client, BASE_IMAGE):
         if not (use_registry and _pull_base(client, log)):
             _debootstrap_base(client, log)
+    _tag_public_names(client)
     python_dockerfile = resources.files("cligym_env.images").joinpath("dockerfiles/python.Dockerfile").read_text()
     if not image_exists(client, PYTHON_IMAGE):
         log(f"building {PYTHON_IMAGE} (apt-get inside docker build; a minute or two)")
     build_image(client, PYTHON_IMAGE, python_dockerfile, what=PYTHON_IMAGE)
     return [BASE_IMAGE, PYTHON_IMAGE]
+
+
+def _tag_public_names(client: docker.DockerClient) -> None:
+    """Tag the base under each public name this host lacks (never over an image pulled under that name)."""
+    for name in PUBLIC_BASE_NAMES:
+        if not image_exists(client, name):
+            client.images.get(BASE_IMAGE).tag(*name.split(":"))
 
 
 def _pull_base(client: docker.DockerClient, log: Callable[[str], None]) -> bool:

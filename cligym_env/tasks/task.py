@@ -44,7 +44,9 @@ class Environment:
         return digest.hexdigest()
 
 
-RUNNERS = ("pytest", "script")
+RUNNERS = ("pytest", "script", "harbor", "terminal-bench")
+# Runners of foreign formats judge a whole run, not named tests: their one selected "test" is the verdict.
+VERDICTS = {"harbor": "harbor::reward", "terminal-bench": "terminal-bench::resolved"}
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ class Tests:
     loading only the pytest `plugins` named (modules), with `pytest_args` before the tests folder.
     runner "script" (tasks from elsewhere): `command` runs in the environment's bash and must write a JUnit XML
     report to `$CLIGYM_JUNIT`; the tests are in `$CLIGYM_TESTS`. Test ids are pytest node ids.
+    runner "harbor" (Harbor tasks): `command` (e.g. `bash /tests/test.sh`) runs in the image's working directory
+    and writes `/logs/verifier/reward.txt` or `reward.json`; reward 1 passes the one selected id `harbor::reward`.
+    runner "terminal-bench" (Terminal-Bench 1.0 tasks, the paper's rows): `command` runs with `$TEST_DIR` set
+    and its pytest `-rA` output is parsed with Terminal-Bench's rule (every parsed test passed, at least one):
+    that passes the one selected id `terminal-bench::resolved`. Both see the tests in `directory` (`/tests`).
     """
 
     runner: str = "pytest"
@@ -80,6 +87,12 @@ class Tests:
                     f"(got python={self.python!r}, workdir={self.workdir!r})")
         if self.runner == "script" and not self.command:
             return "tests.command is empty; the script runner needs the command that writes $CLIGYM_JUNIT"
+        if self.runner in VERDICTS:
+            if not self.command:
+                return f"tests.command is empty; the {self.runner} runner needs the command that runs its tests"
+            if self.fail_to_pass != (VERDICTS[self.runner],) or self.pass_to_pass:
+                return (f"the {self.runner} runner judges the whole run: set fail_to_pass = "
+                        f'["{VERDICTS[self.runner]}"] and pass_to_pass = [] (got {list(self.selected)})')
         if not self.directory.startswith("/") or self.directory.rstrip("/") in ("", "/"):
             return f"tests.directory {self.directory!r} must be an absolute folder other than /"
         return ""
