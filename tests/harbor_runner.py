@@ -50,13 +50,14 @@ def _read(container, path: str) -> bytes | None:  # type: ignore[no-untyped-def]
 
 
 def run_trial(client: docker.DockerClient, folder: Path, *, oracle: bool,
-              agent: Callable[[object], None] | None = None) -> float:
-    """The reward of one trial of the Harbor task in `folder`; `agent(container)` may act before verification."""
+              agent: Callable[[object], None] | None = None, init: bool = False) -> float:
+    """The reward of one trial of the Harbor task in `folder`; `agent(container)` may act before verification;
+    `init` runs the container under docker-init (compose's `init: true`)."""
     context = _tree(folder / "environment")
     image = build_environment(client, Environment(context.pop("Dockerfile").decode(), context),
                               what=f"harbor task {folder.name}")
     container = client.containers.run(image, entrypoint=["sleep", "infinity"], command=[], detach=True,
-                                      network_mode="none",
+                                      network_mode="none", init=init,
                                       labels={LABEL: "1", "cligym.owner": f"{socket.gethostname()}:{os.getpid()}"})
     try:
         container.exec_run(["mkdir", "-p", "/logs/agent", "/logs/verifier", "/logs/artifacts"])

@@ -72,22 +72,25 @@ def test_forged_rewards_do_not_count(exported: Path, docker_client) -> None:
                             "/logs/verifier/reward.json; nohup setsid bash -c 'while :; do echo 1 > "
                             "/logs/verifier/reward.txt; echo {\\\"reward\\\":1} > /logs/verifier/reward.json; "
                             "sleep 0.05; done' >/dev/null 2>&1 &"], detach=False)
-    assert run_trial(docker_client, exported / "example-bad-permission", oracle=False, agent=forge) == 0.0
+    for init in (False, True):  # under an init the container's own command is spared, the forger is not
+        assert run_trial(docker_client, exported / "example-bad-permission", oracle=False, agent=forge,
+                         init=init) == 0.0
 
 
 def test_round_trip_through_cligym_v0(exported: Path, docker_client, tmp_path: Path) -> None:
+    """Exported, then imported: graded by the exported test.sh under cligym's grader, same rewards (one example
+    here: every grade costs a snapshot and a fresh container; all three pass the Harbor runner above)."""
     registry = Registry(tmp_path / "registry")
     tasks = import_tasks(exported, registry, exists=lambda image: image_exists(docker_client, image))
     assert sorted(task.id for task in tasks) == EXAMPLE_IDS
-    assert all(task.tests.runner == "harbor" for task in tasks)
+    assert all(task.tests.runner == "harbor" and task.solution for task in tasks)
     env = gym.make("CLIGym-v0", registry=registry.path, max_steps=5, command_timeout=60)
     try:
-        for task_id in EXAMPLE_IDS:
-            oracle = run_episode(env, OraclePolicy(registry), task_id=task_id)
-            assert oracle.reward == 1.0 and oracle.resolved, oracle
-            assert oracle.tests == {"harbor::reward": "passed"}
-            noop = run_episode(env, NoopPolicy(), task_id=task_id)
-            assert noop.reward == 0.0 and not noop.resolved
+        oracle = run_episode(env, OraclePolicy(registry), task_id="example-missing-module")
+        assert oracle.reward == 1.0 and oracle.resolved, oracle
+        assert oracle.tests == {"harbor::reward": "passed"}
+        noop = run_episode(env, NoopPolicy(), task_id="example-missing-module")
+        assert noop.reward == 0.0 and not noop.resolved and noop.tests == {"harbor::reward": "failed"}
     finally:
         env.close()
 
@@ -192,7 +195,7 @@ def test_malformed_harbor_folders_name_file_and_field(tmp_path: Path) -> None:
     shutil.rmtree(folder / "tests")
     write_folder(folder, {k: v for k, v in HARBOR_TASK.items() if k.startswith("tests/")})
     (folder / "environment" / "Dockerfile").write_text("FROM ghcr.io/example/private-base:1\n")
-    with pytest.raises(UnmappableImageError, match=r"FROM ghcr.io/example/private-base:1: .* docker pull"):
+    with pytest.raises(UnmappableImageError, match=r"FROM ghcr.io/example/private-base:1: .*`docker pull ghcr.io/example/private-base:1`"):
         harbor.read_task(folder, exists=exists)
     (folder / "solution" / "solve.sh").unlink()
     (folder / "environment" / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\n")

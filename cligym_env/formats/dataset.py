@@ -25,7 +25,7 @@ def is_dataset(path: Path) -> bool:
 
 
 def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, row) for each row: `file:line` for JSONL, `file#row` for parquet."""
+    """(where, row) for each row: `file:line` for JSONL, `file#row N` (from 1) for parquet."""
     path = Path(path)
     if path.suffix == ".parquet":
         import pyarrow.parquet as parquet
@@ -34,7 +34,7 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             table = parquet.read_table(path)
         except Exception as error:  # pyarrow raises its own ArrowInvalid / OSError kinds
             raise TaskFormatError(f"{path}: not a readable parquet file ({error})") from None
-        for number, row in enumerate(table.to_pylist()):
+        for number, row in enumerate(table.to_pylist(), start=1):
             yield f"{path}#row {number}", row
         return
     with path.open(encoding="utf-8") as lines:
@@ -55,6 +55,9 @@ def read_task(row: dict[str, Any], where: str, *, exists: common.ImageCheck) -> 
     fields = common.load_yaml(_text(row, "task_yaml", where), f"{where} (column task_yaml)") \
         if row.get("task_yaml") else {}
     text = row.get("instruction") or fields.get("instruction")
+    if not text:
+        raise TaskFormatError(f"{where}: column `instruction` is missing or empty, and no column `task_yaml` "
+                              "holds one; every row needs the task's instruction")
     name = row.get("task_id") or row.get("id")
     if not isinstance(name, str):
         raise TaskFormatError(f"{where}: column `task_id` is missing or not text; every row needs its task id")
