@@ -72,9 +72,8 @@ def test_forged_rewards_do_not_count(exported: Path, docker_client) -> None:
                             "/logs/verifier/reward.json; nohup setsid bash -c 'while :; do echo 1 > "
                             "/logs/verifier/reward.txt; echo {\\\"reward\\\":1} > /logs/verifier/reward.json; "
                             "sleep 0.05; done' >/dev/null 2>&1 &"], detach=False)
-    for init in (False, True):  # under an init the container's own command is spared, the forger is not
-        assert run_trial(docker_client, exported / "example-bad-permission", oracle=False, agent=forge,
-                         init=init) == 0.0
+    # under docker-init (compose's `init: true`) the container's own command is spared, the forger is not
+    assert run_trial(docker_client, exported / "example-bad-permission", oracle=False, agent=forge, init=True) == 0.0
 
 
 def test_round_trip_through_cligym_v0(exported: Path, docker_client, tmp_path: Path) -> None:
@@ -201,3 +200,25 @@ def test_malformed_harbor_folders_name_file_and_field(tmp_path: Path) -> None:
     (folder / "environment" / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\n")
     task = harbor.read_task(folder, exists=exists)  # no solution: imported, flagged
     assert task.solution == "" and task.metadata.extra["no_oracle"] and task.metadata.generator.endswith("no-oracle")
+
+
+def test_task_from_a_gold_image_exports_self_contained(gold, docker_client, cligym_home: Path, tmp_path: Path) -> None:
+    """A minted task builds FROM its gold image: its saved recipe and cligym/python are inlined, contexts kept apart."""
+    from dataclasses import replace
+
+    from cligym_env.generator.gold import save_gold
+    from cligym_env.tasks import Environment, Metadata, Task
+
+    save_gold(gold, cligym_home / "gold" / "inventory-1.0")
+    example = Registry(tmp_path / "examples")
+    example.install_examples()
+    base = example.get("example-missing-module")
+    task = Task("inventory-uninstall-unitconv", base.instruction,
+                Environment(f"FROM {gold.image}\nRUN pip uninstall -y unitconv\n"),
+                replace(base.tests), base.solution, Metadata(project="inventory", generator="rules:uninstall"))
+    folder = harbor.export_task(task, tmp_path / "out")
+    dockerfile = (folder / "environment" / "Dockerfile").read_text()
+    assert [line for line in dockerfile.splitlines() if line.startswith("FROM ")] == ["FROM debian:bookworm-slim"]
+    assert "COPY cligym-base/1/unitconv /opt/src/unitconv" in dockerfile  # the gold recipe's context, moved
+    assert (folder / "environment" / "cligym-base" / "1" / "unitconv" / "pyproject.toml").is_file()
+    assert run_trial(docker_client, folder, oracle=True) == 1.0  # it builds anywhere (no-op 0: as the examples)

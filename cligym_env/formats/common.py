@@ -19,7 +19,7 @@ import yaml
 from cligym_env.formats.images import map_public_images
 from cligym_env.tasks.folder import SKIPPED_DIRS
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata
-from cligym_env.error import TaskFormatError
+from cligym_env.error import TaskFormatError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,17 @@ def environment(dockerfile: str, files: Mapping[str, bytes], *, network: bool, e
     for public, local in mapped.items():
         logger.info("%s: FROM %s is built FROM the local %s (no registry here)", where, public, local)
     return Environment(mapped_dockerfile, dict(files), network=network)
+
+
+def pyarrow():  # type: ignore[no-untyped-def]
+    """pyarrow (parquet), which comes with the `train` extra's `datasets`."""
+    try:
+        import pyarrow.parquet
+
+        return pyarrow
+    except ImportError:
+        raise UsageError("parquet needs pyarrow: `pip install 'cligym_env[train]'` (or `pip install pyarrow`); "
+                         "JSONL files need nothing more") from None
 
 
 def read_text(path: Path, purpose: str) -> str:

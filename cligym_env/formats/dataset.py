@@ -28,8 +28,7 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, row) for each row: `file:line` for JSONL, `file#row N` (from 1) for parquet."""
     path = Path(path)
     if path.suffix == ".parquet":
-        import pyarrow.parquet as parquet
-
+        parquet = common.pyarrow().parquet
         try:
             table = parquet.read_table(path)
         except Exception as error:  # pyarrow raises its own ArrowInvalid / OSError kinds

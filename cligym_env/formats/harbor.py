@@ -100,8 +100,7 @@ def read_task(folder: Path, *, exists: common.ImageCheck) -> Task:
     fields = dict(sections["metadata"])
     return Task(
         id=common.task_id(folder.name, str(folder)),
-        instruction=common.instruction(common.read_text(folder / "instruction.md", "the task's instruction"),
-                                       str(folder / "instruction.md"), field="text"),
+        instruction=_instruction(folder / "instruction.md"),
         environment=common.environment(dockerfile, context, network=network, exists=exists,
                                        where=str(folder / "environment" / "Dockerfile")),
         tests=Tests(runner="harbor", command=TEST_COMMAND, files=tests, directory="/tests", timeout=float(timeout),
@@ -109,6 +108,13 @@ def read_task(folder: Path, *, exists: common.ImageCheck) -> Task:
         solution=solution,
         metadata=common.metadata(fields, source="harbor", oracle=oracle, where=str(folder)),
     )
+
+
+def _instruction(path: Path) -> str:
+    text = common.read_text(path, "the task's instruction")
+    if not text.strip():
+        raise TaskFormatError(f"{path}: the instruction is empty; write the task for the agent there")
+    return text
 
 
 def _pytest_tests(tests: Tests) -> dict[str, bytes]:

@@ -64,9 +64,10 @@ def row(task: Task) -> dict[str, Any]:
 
 def export_dataset(tasks: Iterable[Task], out: Path) -> Path:
     """Write the card and the parquet file; returns the parquet path."""
-    import pyarrow as pa
-    import pyarrow.parquet as parquet
+    from cligym_env.formats.common import pyarrow
 
+    pa = pyarrow()
+    parquet = pa.parquet
     files = pa.list_(pa.struct([("path", pa.string()), ("content", pa.binary())]))
     types = {"hint": pa.bool_(), "network": pa.bool_(), "has_oracle": pa.bool_(), "environment_files": files,
              "test_files": files, "fail_to_pass": pa.list_(pa.string()), "pass_to_pass": pa.list_(pa.string())}
