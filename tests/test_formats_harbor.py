@@ -222,3 +222,22 @@ def test_task_from_a_gold_image_exports_self_contained(gold, docker_client, clig
     assert "COPY cligym-base/1/unitconv /opt/src/unitconv" in dockerfile  # the gold recipe's context, moved
     assert (folder / "environment" / "cligym-base" / "1" / "unitconv" / "pyproject.toml").is_file()
     assert run_trial(docker_client, folder, oracle=True) == 1.0  # it builds anywhere (no-op 0: as the examples)
+
+
+def test_verdict_runners_keep_task_validation_meaningful(tmp_path: Path) -> None:
+    """A harbor / terminal-bench task selects exactly its verdict id and needs a command; it round-trips on disk."""
+    from dataclasses import replace
+
+    from cligym_env.error import TaskError
+    from cligym_env.tasks import load_task
+
+    folder = write_folder(tmp_path / "fix-report-config", HARBOR_TASK)
+    task = harbor.read_task(folder, exists=lambda image: True)
+    assert task.tests.selected == ("harbor::reward",)
+    registry = Registry(tmp_path / "registry")
+    assert load_task(registry.add(task)) == task  # the folder keeps runner, command, files and verdict
+    for tests, message in ((replace(task.tests, fail_to_pass=("test_outputs.py::test_x",)), "judges the whole run"),
+                           (replace(task.tests, pass_to_pass=("harbor::reward",)), "judges the whole run"),
+                           (replace(task.tests, command=""), "tests.command is empty")):
+        with pytest.raises(TaskError, match=message):
+            replace(task, tests=tests)

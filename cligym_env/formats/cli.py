@@ -90,7 +90,10 @@ def select(registry: Registry, projects: Optional[list[str]], categories: Option
 
 
 def docker_images() -> Callable[[str], bool]:
-    """Whether the Docker host has an image; with no daemon reachable, nothing counts as present."""
+    """Whether the Docker host has an image, pulling it where a registry answers (the real image beats a
+    stand-in); with no daemon reachable, nothing counts as present."""
+    from docker.errors import DockerException
+
     from cligym_env.images.build import image_exists
     from cligym_env.runtime.docker_client import connect
     from cligym_env.error import DockerUnavailableError
@@ -99,4 +102,15 @@ def docker_images() -> Callable[[str], bool]:
         client = connect()
     except DockerUnavailableError:
         return lambda image: False
-    return lambda image: image_exists(client, image)
+
+    @functools.lru_cache(maxsize=None)
+    def present(image: str) -> bool:
+        if image_exists(client, image):
+            return True
+        try:
+            client.images.pull(image)
+        except DockerException:
+            return False
+        return True
+
+    return present
