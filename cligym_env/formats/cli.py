@@ -33,7 +33,7 @@ def _one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def export(out: Path = typer.Argument(..., help="Folder to write (one subfolder per task for harbor)."),
-           format: str = typer.Option("harbor", "--format", help="harbor (task folders) or hf (a datasets folder)."),
+           kind: str = typer.Option("harbor", "--format", help="harbor (task folders) or hf (a datasets folder)."),
            project: Optional[list[str]] = typer.Option(None, "--project", help="Only this project (repeatable)."),
            category: Optional[list[str]] = typer.Option(None, "--category", help="Only this category (repeatable)."),
            task_id: Optional[list[str]] = typer.Option(None, "--id", help="Only this task id (repeatable)."),
@@ -42,11 +42,11 @@ def export(out: Path = typer.Argument(..., help="Folder to write (one subfolder 
     """Write tasks as Harbor task folders (Terminal-Bench 2.0) or as a Hugging Face `datasets` folder."""
     from rich.console import Console
 
-    if format not in FORMATS:
-        raise UsageError(f"--format {format!r} is unknown; use one of {', '.join(FORMATS)}")
+    if kind not in FORMATS:
+        raise UsageError(f"--format {kind!r} is unknown; use one of {', '.join(FORMATS)}")
     tasks = select(Registry(registry) if registry else Registry.default(), project, category, task_id)
     console = Console(stderr=True)
-    if format == "hf":
+    if kind == "hf":
         from cligym_env.formats.hf import export_dataset
 
         console.print(f"wrote {len(tasks)} rows to {export_dataset(tasks, out)}")

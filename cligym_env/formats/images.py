@@ -88,6 +88,8 @@ def _recipe(image: str) -> tuple[str, Mapping[str, bytes]] | None:
 
 def _single_from(dockerfile: str, what: str) -> str:
     found = [m.group(2) for m in map(_FROM.match, dockerfile.splitlines()) if m]
+    if len(found) > 1 and not any(image.startswith("cligym") or _recipe(image) for image in found):
+        return found[-1]  # multi-stage, all public: already self-contained
     if len(found) != 1:
         raise ExportError(f"{what}: its Dockerfile has {len(found)} FROM lines; only single-stage ones are "
                           "inlined into a self-contained Dockerfile")
