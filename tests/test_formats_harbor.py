@@ -241,3 +241,10 @@ def test_verdict_runners_keep_task_validation_meaningful(tmp_path: Path) -> None
                            (replace(task.tests, command=""), "tests.command is empty")):
         with pytest.raises(TaskError, match=message):
             replace(task, tests=tests)
+
+
+def test_bootstrap_tags_the_base_under_its_public_names(docker_client) -> None:
+    from cligym_env.images.bootstrap import BASE_IMAGE, PUBLIC_BASE_NAMES
+
+    base = docker_client.images.get(BASE_IMAGE).id
+    assert all(docker_client.images.get(name).id == base for name in PUBLIC_BASE_NAMES)
