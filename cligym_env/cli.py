@@ -155,7 +155,8 @@ def _register_agent_commands() -> None:
 
 
 _register_agent_commands()
-__import__("cligym_env.formats.cli").formats.cli.register(app, tasks_app)  # export, tasks import
+from cligym_env.formats.cli import register as _register_format_commands  # noqa: E402
+_register_format_commands(app, tasks_app)  # export, tasks import
 
 
 @app.callback()
