@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cligym_env.formats import common
 from cligym_env.tasks.task import VERDICTS, Task, Tests
 from cligym_env.error import TaskFormatError
@@ -59,10 +61,8 @@ def terminal_bench_tests(files: dict[str, bytes], timeout: float) -> Tests:
 def solution_from_yaml(text: str, where: str) -> str:
     """solution.yaml (a list of `command:` entries typed into the terminal) as one bash script."""
     try:
-        import yaml
-
         steps = yaml.safe_load(text)
-    except Exception as error:  # yaml.YAMLError; load_yaml's message needs a mapping, this is a list
+    except yaml.YAMLError as error:  # not common.load_yaml: this document is a list, not a mapping
         raise TaskFormatError(f"{where}: invalid YAML: {error}; fix the syntax there") from None
     if not isinstance(steps, list) or not all(isinstance(s, dict) and isinstance(s.get("command"), str)
                                               for s in steps):

@@ -9,7 +9,6 @@ grader), and Harbor's `/logs/verifier`, so no reward file the policy planted sur
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from typing import TYPE_CHECKING
@@ -22,8 +21,6 @@ from cligym_env.error import GradingFailure
 
 if TYPE_CHECKING:
     from cligym_env.grading.grader import TestRun, _GradingBox
-
-logger = logging.getLogger(__name__)
 
 RUNNERS = tuple(VERDICTS)
 VERIFIER_DIR = "/logs/verifier"  # Harbor's `EnvironmentPaths.verifier_dir`
