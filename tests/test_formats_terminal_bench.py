@@ -164,6 +164,8 @@ def test_solution_yaml_and_missing_solution(tmp_path: Path) -> None:
         """)})
     task = terminal_bench.read_task(folder, exists=lambda image: True)
     assert task.solution.splitlines()[1:] == ["cd /app/data", "sed -i 's/^widget,12,50$/widget,12.50/' sales.csv"]
+    older = files | {"task.yaml": "descriptions:\n  - key: base\n    description: |\n      Fix the CSV.\n"}
+    assert terminal_bench.read_task(write_folder(tmp_path / "older", older), exists=bool).instruction == "Fix the CSV.\n"
     bare = terminal_bench.read_task(write_folder(tmp_path / "bare", files), exists=lambda image: True)
     assert bare.solution == "" and bare.metadata.extra["no_oracle"] is True  # imported, flagged like the paper's
 

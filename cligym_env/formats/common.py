@@ -113,6 +113,14 @@ def load_yaml(text: str, where: str) -> dict[str, Any]:
     return document
 
 
+def yaml_instruction(fields: Mapping[str, Any]) -> Any:
+    """task.yaml's `instruction`, or the `base` entry of the older `descriptions` list (early Terminal-Bench)."""
+    if "instruction" in fields or not isinstance(fields.get("descriptions"), list):
+        return fields.get("instruction")
+    return next((entry.get("description") for entry in fields["descriptions"]
+                 if isinstance(entry, dict) and entry.get("key") == "base"), None)
+
+
 def instruction(value: Any, where: str, field: str = "instruction") -> str:
     if not isinstance(value, str) or not value.strip():
         found = "missing" if value is None else f"{type(value).__name__} {str(value)[:40]!r}"

@@ -53,7 +53,7 @@ def read_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def read_task(row: dict[str, Any], where: str, *, exists: common.ImageCheck) -> Task:
     fields = common.load_yaml(_text(row, "task_yaml", where), f"{where} (column task_yaml)") \
         if row.get("task_yaml") else {}
-    text = row.get("instruction") or fields.get("instruction")
+    text = row.get("instruction") or common.yaml_instruction(fields)
     if not text:
         raise TaskFormatError(f"{where}: column `instruction` is missing or empty, and no column `task_yaml` "
                               "holds one; every row needs the task's instruction")

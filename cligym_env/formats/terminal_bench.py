@@ -33,7 +33,7 @@ def read_task(folder: Path, *, exists: common.ImageCheck) -> Task:
     folder = Path(folder)
     where = folder / "task.yaml"
     fields = common.load_yaml(common.read_text(where, "the task's instruction and metadata"), str(where))
-    text = common.instruction(fields.get("instruction"), str(where))
+    text = common.instruction(common.yaml_instruction(fields), str(where))
     run_tests = common.read_text(folder / "run-tests.sh", "runs the tests, e.g. `pytest $TEST_DIR/test_outputs.py -rA`")
     dockerfile = common.read_text(folder / "Dockerfile", "builds the task's environment")
     _check_compose(folder)
