@@ -29,7 +29,7 @@ EXAMPLE_IDS = ["example-bad-permission", "example-corrupted-config", "example-mi
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shipped examples exported with the CLI (its own CLIGYM_HOME: the registry is seeded with them)."""
+    """The shipped examples exported with the CLI (with its own CLIGYM_HOME, where the runner's wheels are cached)."""
     out = tmp_path_factory.mktemp("harbor")
     home = tmp_path_factory.mktemp("home")
     Registry(home / "tasks").install_examples()
