@@ -85,10 +85,10 @@ def test_round_trip_through_cligym_v0(exported: Path, docker_client, tmp_path: P
     assert all(task.tests.runner == "harbor" and task.solution for task in tasks)
     env = gym.make("CLIGym-v0", registry=registry.path, max_steps=5, command_timeout=60)
     try:
-        oracle = run_episode(env, OraclePolicy(registry), task_id="example-missing-module")
+        oracle = run_episode(env, OraclePolicy(registry), task_id="example-bad-permission")
         assert oracle.reward == 1.0 and oracle.resolved, oracle
         assert oracle.tests == {"harbor::reward": "passed"}
-        noop = run_episode(env, NoopPolicy(), task_id="example-missing-module")
+        noop = run_episode(env, NoopPolicy(), task_id="example-bad-permission")
         assert noop.reward == 0.0 and not noop.resolved and noop.tests == {"harbor::reward": "failed"}
     finally:
         env.close()
