@@ -54,21 +54,20 @@ def fetch_sdist(recipe: GoldRecipe) -> Path:
 def fetch_wheels(recipe: GoldRecipe, pack_folder: Path) -> dict[str, bytes]:
     """Every wheel of the recipe's wheelhouse, by filename, each hash checked."""
     what = f"wheelhouse of {recipe.project}=={recipe.version}"
+    wheels = {}
+    for artifact in (w for w in recipe.wheels if w.source == "pack"):  # the cheap checks first
+        path = Path(pack_folder) / WHEELS_DIR / artifact.filename
+        if not path.is_file():
+            raise PackIntegrityError(f"{what}: {path} is missing from the pack")
+        wheels[artifact.filename] = verified(artifact, path.read_bytes(), what)
     pinned = [w for w in recipe.wheels if w.source == "index"]
     found = download(pinned)
-    wheels = {}
-    for artifact in recipe.wheels:
-        if artifact.source == "pack":
-            path = Path(pack_folder) / WHEELS_DIR / artifact.filename
-            if not path.is_file():
-                raise PackIntegrityError(f"{what}: {path} is missing from the pack")
-        else:
-            path = found.get(artifact.filename)
-            if path is None:
-                raise PackIntegrityError(f"{what}: the package index does not serve {artifact.filename} (pinned by "
-                                         "the pack); without it the gold image cannot be rebuilt")
-        wheels[artifact.filename] = verified(artifact, path.read_bytes(), what)
-    return wheels
+    for artifact in pinned:
+        if artifact.filename not in found:
+            raise PackIntegrityError(f"{what}: the package index does not serve {artifact.filename} (pinned by "
+                                     "the pack); without it the gold image cannot be rebuilt")
+        wheels[artifact.filename] = verified(artifact, found[artifact.filename].read_bytes(), what)
+    return dict(sorted(wheels.items()))
 
 
 def download(wheels: list[Artifact]) -> dict[str, Path]:

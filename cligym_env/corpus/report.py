@@ -1,14 +1,6 @@
 """A pack's quality report: REPORT.md and report/*.png beside the pack, from the pack's own files alone.
 
-Difficulty estimate (per breakage, then per variant), each term in [0, 1]:
-
-    repair  = min(repair script commands / 4, 1)       # commands in solution.sh, less set/export boilerplate
-    narrow  = 1 - fail_to_pass / (fail_to_pass + pass_to_pass)   # few failing tests: harder to localise
-    layers  = min(breakage commands / 3, 1)             # `&&`-joined commands the breakage ran (concealment excluded)
-    score   = 0.4 repair + 0.4 narrow + 0.2 layers
-    score  *= 0.5 if a reinstall of the project alone solves it (generator metadata `solved_by_shortcuts`)
-    hint variant: score *= 0.75
-    label   = easy (< 0.34), medium (< 0.67), hard
+The difficulty estimate is FORMULA below; the report prints it beside every score.
 
 matplotlib comes with the `report` (and `dev`) extra.
 """
@@ -27,6 +19,16 @@ from cligym_env.tasks.task import CATEGORIES
 PAPER = {"fail_to_pass": 20.4, "pass_to_pass": 29.6, "yield": 0.41, "tasks": 1655}
 PAPER_CATEGORIES = {"file-system": 378, "infrastructure": 370, "dependencies-runtime": 282, "network-security": 251,
                     "source-logic": 110, "other": 110, "compatibility": 104, "concurrency": 50}
+FORMULA = """Difficulty estimate, per breakage (each term in [0, 1]):
+
+    repair  = min(repair script commands / 4, 1)       # commands in solution.sh, less set/export boilerplate
+    narrow  = 1 - fail_to_pass / (fail_to_pass + pass_to_pass)   # few failing tests: harder to localise
+    layers  = min(breakage commands / 3, 1)             # `&&`-joined commands the breakage ran (concealment excluded)
+    score   = 0.4 repair + 0.4 narrow + 0.2 layers
+    score  *= 0.5 if a reinstall of the project alone solves it (generator metadata `solved_by_shortcuts`)
+    hint variant: score *= 0.75
+    label   = easy (< 0.34), medium (< 0.67), hard
+"""
 _BOILERPLATE = re.compile(r"^(#|set |export |$)")
 
 
@@ -91,7 +93,8 @@ def to_markdown(pack: Pack) -> str:
         f"| fail-to-pass per task, mean | {_mean(f2p)} | {PAPER['fail_to_pass']} |",
         f"| pass-to-pass per task, mean | {_mean(p2p)} | {PAPER['pass_to_pass']} |",
         f"| solvable by one reinstall of the project | {share} | not reported |",
-        f"| candidates tried, yield | {len(tried)}, {n / len(tried):.0%} |" if tried else "| candidates tried | n/a |",
+        f"| candidates tried, yield | {len(tried)}, {n / len(tried):.0%} | 4,066, {PAPER['yield']:.0%} |" if tried
+        else f"| candidates tried, yield | n/a | 4,066, {PAPER['yield']:.0%} |",
         f"| generation time per breakage (validation included) | {_mean(seconds, ' s')} | about 15 min |",
         f"| disk per task over its gold image | {_mean([d / 1e6 for d in disk], ' MB')} | about 72 MB |",
         f"| bytes in git (pack files) | {size:,} ({size / max(2 * n, 1):,.0f} per task; "
@@ -109,7 +112,7 @@ def to_markdown(pack: Pack) -> str:
         "## Rejection reasons (candidates the generator dropped)", "", "| reason | candidates |", "|---|---|",
         *[f"| {r} | {k} |" for r, k in rejected.most_common()], "",
         "## Difficulty", "", "How it is estimated (cligym_env/corpus/report.py):", "", "```",
-        *[line.strip("\n") for line in __doc__.split("Difficulty estimate")[1].split("matplotlib")[0].splitlines()],
+        *FORMULA.splitlines(),
         "```", "", "![difficulty](report/difficulty.png)", "",
         "| breakage | category | f2p | p2p | repair | narrow | layers | shortcut | score | label (hint) | generator's |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -139,6 +142,7 @@ def _pictures(pack: Pack, folder: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = sorted(pack.breakages, key=lambda b: b.id)
     projects = sorted(pack.projects)
@@ -151,6 +155,7 @@ def _pictures(pack: Pack, folder: Path) -> None:
             left = [a + b for a, b in zip(left, widths)]
     axis.set_xlabel("breakages (each is two tasks: with and without hint)")
     axis.set_yticks(range(len(projects)), [f"{p} ({pack.split_of(p)})" for p in projects])
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend(fontsize=8, loc="lower right")
     axis.set_title(f"{pack.name}: breakages per project and category")
     _save(figure, folder / "projects.png")
@@ -158,12 +163,14 @@ def _pictures(pack: Pack, folder: Path) -> None:
     f2p, p2p = zip(*(counts(pack, b) for b in rows)) if rows else ((), ())
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for axis, values, name in ((axes[0], f2p, "fail_to_pass"), (axes[1], p2p, "pass_to_pass")):
-        axis.hist(values, bins=10, color="tab:blue")
+        top = max([*values, int(PAPER[name])]) + 2
+        axis.hist(values, bins=range(0, top, max(1, top // 30)), color="tab:blue", label="breakages")
         axis.axvline(PAPER[name], color="tab:red", linestyle="--", label=f"paper mean {PAPER[name]}")
         if values:
             axis.axvline(mean(values), color="black", label=f"this pack {mean(values):.1f}")
         axis.set_xlabel(f"{name.replace('_', '-')} tests per task")
         axis.set_ylabel("breakages")
+        axis.yaxis.set_major_locator(MaxNLocator(integer=True))
         axis.legend(fontsize=8)
     _save(figure, folder / "tests.png")
 
