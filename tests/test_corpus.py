@@ -92,7 +92,7 @@ def test_install_without_docker_then_oracle_1_and_noop_0_through_gym_make(
     registry = Registry(cligym_home / "tasks")
     rows = registry.query(project=project)
     expected = 2 * sum(b.project == project for b in pack.breakages)
-    assert len(rows) == expected and not registry.query(project=next(p for p in pack.projects if p != project))
+    assert len(rows) == expected and not any(registry.query(project=p) for p in pack.projects if p != project)
     task = registry.get(rows[0]["id"])
     assert task.metadata.extra["pack"] == SAMPLE and task.metadata.extra["split"] == pack.split_of(project)
     assert task.tests.files and len(task.tests.selected) == len(pack.golds[project].passing)

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cligym_env.corpus import artifacts
-from cligym_env.corpus.pack import SPLITS, Artifact, Breakage, GoldRecipe, Pack, text_bytes, write_pack
+from cligym_env.corpus.pack import Artifact, Breakage, GoldRecipe, Pack, text_bytes, write_pack
 from cligym_env.error import PackError
 from cligym_env.generator import wheelhouse
 from cligym_env.generator.gold import PROJECT_DIR, load_gold
 from cligym_env.generator.types import GoldEnvironment
 from cligym_env.tasks.registry import Registry
-from cligym_env.tasks.task import Task, Tests
+from cligym_env.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 HELDOUT_SHARE = 0.2

@@ -88,13 +88,15 @@ def materialize(pack: Pack, recipe: GoldRecipe, root: Path | None = None) -> Gol
     folder = (root or paths.home() / "gold") / recipe.folder_name
     context = {f"project/{name}": data for name, data in source.root_files.items()}
     if _installed(folder, recipe):
-        context |= {f"wheelhouse/{p.name}": p.read_bytes() for p in sorted((folder / "environment/wheelhouse").glob("*"))}
+        house = sorted((folder / "environment" / "wheelhouse").glob("*"))
+        context |= {f"wheelhouse/{p.name}": p.read_bytes() for p in house}
     else:
         context |= {f"wheelhouse/{name}": data for name, data in artifacts.fetch_wheels(recipe, pack.path).items()}
     environment = Environment(recipe.dockerfile, context, network=recipe.network)
     tag = f"{recipe.image.split(':')[0]}:{environment.content_hash()[:24]}"
     if tag != recipe.image:
-        raise PackIntegrityError(f"{what}: the rebuilt recipe hashes to {tag}, not the pinned {recipe.image}")
+        raise PackIntegrityError(f"{what}: the rebuilt recipe hashes to {tag}, not the pinned {recipe.image}"
+                                 + (f" (its files in {folder} changed: remove that folder)" if folder.exists() else ""))
     if not _installed(folder, recipe):
         _write_recipe(folder, recipe, environment, source.test_files)
     tests = Tests(files=source.test_files, **{k: tuple(v) if isinstance(v, list) else v

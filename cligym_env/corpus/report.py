@@ -114,7 +114,8 @@ def to_markdown(pack: Pack) -> str:
         "## Difficulty", "", "How it is estimated (cligym_env/corpus/report.py):", "", "```",
         *FORMULA.splitlines(),
         "```", "", "![difficulty](report/difficulty.png)", "",
-        "| breakage | category | f2p | p2p | repair | narrow | layers | shortcut | score | label (hint) | generator's |",
+        "| breakage | category | f2p | p2p | repair | narrow | layers | shortcut | score | label (hint) "
+        "| generator's |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *[_difficulty_row(pack, b) for b in rows], "",
     ]
