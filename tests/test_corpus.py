@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from typer.testing import CliRunner
 
 from cligym_env.cli import app
 from cligym_env.corpus import install as installer
-from cligym_env.corpus.pack import GOLDS_FILE, PACK_FILE, WHEELS_DIR, load_pack
+from cligym_env.corpus.pack import PACK_FILE, WHEELS_DIR, load_pack
 from cligym_env.error import PackError, PackFilterError, PackIntegrityError
 from cligym_env.images.recipes import find_recipe
 from cligym_env.runtime.shell import script_command
@@ -72,12 +71,14 @@ def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused(pack_copy: Path,
     assert not list((tmp_path / "r").glob(f"{gold.project}-*"))
 
 
-def test_an_sdist_that_does_not_match_its_pinned_hash_is_refused(pack_copy: Path, tmp_path: Path) -> None:
-    rows = [json.loads(line) for line in (pack_copy / GOLDS_FILE).read_text().splitlines()]
-    rows[0]["sdist"]["sha256"] = "0" * 64
-    (pack_copy / GOLDS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(PackIntegrityError, match=f"{rows[0]['sdist']['filename']} has sha256"):
-        installer.install(pack_copy, Registry(tmp_path / "r"), projects=[rows[0]["project"]])
+def test_an_sdist_that_does_not_match_its_pinned_hash_is_refused(cligym_home: Path, tmp_path: Path) -> None:
+    pack = load_pack(SAMPLE)
+    gold = pack.golds[sorted(pack.golds)[0]]
+    cached = cligym_home / "cache" / "sdists" / f"{gold.project}-{gold.version}" / gold.sdist.filename
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not the release")  # e.g. a corrupted download in the cache
+    with pytest.raises(PackIntegrityError, match=f"{gold.sdist.filename} has sha256 .* pins {gold.sdist.sha256}"):
+        installer.install(pack, Registry(tmp_path / "r"), projects=[gold.project])
 
 
 @pytest.mark.timeout(240)
