@@ -182,6 +182,7 @@ def _pictures(pack: Pack, folder: Path) -> None:
         axis.axvline(edge, color="grey", linestyle=":")
     axis.set_xlabel("difficulty score (no-hint variant); easy < 0.34 <= medium < 0.67 <= hard")
     axis.set_ylabel("breakages")
+    axis.yaxis.set_major_locator(MaxNLocator(integer=True))
     _save(figure, folder / "difficulty.png")
 
 
