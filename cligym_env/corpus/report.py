@@ -164,8 +164,9 @@ def _pictures(pack: Pack, folder: Path) -> None:
     f2p, p2p = zip(*(counts(pack, b) for b in rows)) if rows else ((), ())
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for axis, values, name in ((axes[0], f2p, "fail_to_pass"), (axes[1], p2p, "pass_to_pass")):
-        top = max([*values, int(PAPER[name])]) + 2
-        axis.hist(values, bins=range(0, top, max(1, top // 30)), color="tab:blue", label="breakages")
+        top = max([*values, int(PAPER[name])]) + 1
+        step = max(1, top // 30)
+        axis.hist(values, bins=range(0, top + 2 * step, step), color="tab:blue", label="breakages")
         axis.axvline(PAPER[name], color="tab:red", linestyle="--", label=f"paper mean {PAPER[name]}")
         if values:
             axis.axvline(mean(values), color="black", label=f"this pack {mean(values):.1f}")
