@@ -147,6 +147,16 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
         raise typer.Exit(2) from None
 
 
+def _register_pack_commands() -> None:
+    """`tasks install` and `tasks pack build|report` live with the pack format (cligym_env/corpus)."""
+    from cligym_env.corpus.cli import register
+
+    register(tasks_app)
+
+
+_register_pack_commands()
+
+
 def _register_agent_commands() -> None:
     """rollout, eval, curate and export-sft live with the agents they drive."""
     from agents.cli import register

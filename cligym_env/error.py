@@ -126,3 +126,16 @@ class GradingFailure(CLIGymError):
     def __init__(self, failure: Any) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+# corpus ----------------------------------------------------------------------------------------------------------
+class PackError(UsageError):
+    """A task pack is missing or malformed; the message names the pack, file and field."""
+
+
+class PackIntegrityError(PackError):
+    """A pinned artifact (sdist, wheel) or a rebuilt recipe does not match the hash the pack records: refused."""
+
+
+class PackFilterError(PackError, ValueError):
+    """An install filter (project, category, split, limit) names a value the pack does not have."""

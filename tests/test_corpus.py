@@ -1,0 +1,115 @@
+"""The shipped sample pack: its format, the integrity checks, the filters, and install -> CLIGym-v0 -> rewards."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+from typer.testing import CliRunner
+
+from cligym_env.cli import app
+from cligym_env.corpus import install as installer
+from cligym_env.corpus.pack import PACK_FILE, WHEELS_DIR, load_pack
+from cligym_env.error import PackError, PackFilterError, PackIntegrityError
+from cligym_env.images.recipes import find_recipe
+from cligym_env.runtime.shell import script_command
+from cligym_env.tasks import Environment, Registry
+
+SAMPLE = "cligym-v0-sample"
+runner = CliRunner()
+
+
+@pytest.fixture
+def pack_copy(tmp_path: Path) -> Path:
+    folder = tmp_path / "pack"
+    shutil.copytree(load_pack(SAMPLE).path, folder)
+    return folder
+
+
+def test_the_sample_pack_reads_and_every_breakage_has_a_gold_and_a_split() -> None:
+    pack = load_pack(SAMPLE)
+    assert pack.breakages and set(pack.projects) == set(pack.golds)
+    assert {b.project for b in pack.breakages} <= set(pack.projects)
+    assert {pack.split_of(p) for p in pack.projects} == {"train", "heldout"}
+    for gold in pack.golds.values():
+        assert gold.sdist.sha256 and all(len(w.sha256) == 64 for w in gold.wheels)
+        assert all((pack.path / WHEELS_DIR / w.filename).is_file() for w in gold.wheels if w.source == "pack")
+
+
+@pytest.mark.parametrize("filters, value", [
+    ({"projects": ["no-such-project"]}, "no-such-project"), ({"category": "filesystem"}, "filesystem"),
+    ({"split": "test"}, "test"), ({"limit": 0}, "0")])
+def test_a_bad_filter_is_one_error_naming_the_value(filters: dict, value: str) -> None:
+    with pytest.raises(PackFilterError, match=f"'?{value}'?"):
+        installer.select(load_pack(SAMPLE), **filters)
+
+
+def test_the_cli_turns_a_bad_filter_into_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["tasks", "install", SAMPLE, "--project", "nope", "--registry", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "'nope'" in result.output and "choose from" in result.output and "Traceback" not in result.output
+
+
+def test_an_unknown_pack_and_a_newer_schema_are_refused(pack_copy: Path) -> None:
+    with pytest.raises(PackError, match="no task pack 'cligym-v9'"):
+        load_pack("cligym-v9")
+    (pack_copy / PACK_FILE).write_text((pack_copy / PACK_FILE).read_text().replace("schema = 1", "schema = 2"))
+    with pytest.raises(PackError, match="schema 2 is not supported"):
+        load_pack(pack_copy)
+
+
+def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused(pack_copy: Path, tmp_path: Path) -> None:
+    pack = load_pack(pack_copy)
+    gold = next(g for g in pack.golds.values() if any(w.source == "pack" for w in g.wheels))
+    wheel = next(w for w in gold.wheels if w.source == "pack")
+    path = pack_copy / WHEELS_DIR / wheel.filename
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(PackIntegrityError, match=f"{wheel.filename} has sha256 .* but the pack pins {wheel.sha256}"):
+        installer.install(pack_copy, Registry(tmp_path / "r"), projects=[gold.project])
+    assert not list((tmp_path / "r").glob(f"{gold.project}-*"))
+
+
+def test_an_sdist_that_does_not_match_its_pinned_hash_is_refused(cligym_home: Path, tmp_path: Path) -> None:
+    pack = load_pack(SAMPLE)
+    gold = pack.golds[sorted(pack.golds)[0]]
+    cached = cligym_home / "cache" / "sdists" / f"{gold.project}-{gold.version}" / gold.sdist.filename
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not the release")  # e.g. a corrupted download in the cache
+    with pytest.raises(PackIntegrityError, match=f"{gold.sdist.filename} has sha256 .* pins {gold.sdist.sha256}"):
+        installer.install(pack, Registry(tmp_path / "r"), projects=[gold.project])
+
+
+@pytest.mark.timeout(330)  # 4 episodes: 97 s measured at load ~5, 205-240 s at load 14
+def test_install_without_docker_then_oracle_1_and_noop_0_through_gym_make(
+        cligym_home: Path, monkeypatch: pytest.MonkeyPatch, docker_client) -> None:
+    pack = load_pack(SAMPLE)
+    project = sorted(pack.projects)[0]
+    with monkeypatch.context() as offline:  # any Docker call during the install would fail
+        offline.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        result = runner.invoke(app, ["tasks", "install", SAMPLE, "--project", project])
+    assert result.exit_code == 0, result.output
+    registry = Registry(cligym_home / "tasks")
+    rows = registry.query(project=project)
+    expected = 2 * sum(b.project == project for b in pack.breakages)
+    assert len(rows) == expected and not any(registry.query(project=p) for p in pack.projects if p != project)
+    task = registry.get(rows[0]["id"])
+    assert task.metadata.extra["pack"] == SAMPLE and task.metadata.extra["split"] == pack.split_of(project)
+    assert task.tests.files and len(task.tests.selected) == len(pack.golds[project].passing)
+    # The FROM gold image is rebuildable from the installed recipe: same content, same tag.
+    dockerfile, files = find_recipe(pack.golds[project].image)
+    assert f"{pack.golds[project].image.split(':')[0]}:{Environment(dockerfile, files).content_hash()[:24]}" == \
+        pack.golds[project].image
+
+    chosen = [rows[0]["id"], rows[-1]["id"]]  # a no-hint and a hint variant (of different breakages if 2+)
+    env = gym.make("CLIGym-v0", task_ids=chosen, max_steps=5, command_timeout=120)
+    try:
+        for task_id in chosen:
+            env.reset(options={"task_id": task_id})
+            env.step(script_command(registry.get(task_id).solution))
+            assert env.step("submit")[1] == 1.0, task_id
+            env.reset(options={"task_id": task_id})
+            assert env.step("submit")[1] == 0.0, task_id
+    finally:
+        env.close()
