@@ -113,3 +113,8 @@ class GradingFailure(CLIGymError):
     def __init__(self, failure: Any) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+# trajectories (agents) -------------------------------------------------------------------------------------------
+class TrajectoryError(UsageError, ValueError):
+    """A trajectory file or line does not follow the trajectory schema; the message names the line and field."""
