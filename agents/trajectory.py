@@ -40,12 +40,11 @@ from cligym_env.error import TrajectoryError
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = (2, 3, 4)
 
-_INTS = {"type": ["array", "null"], "items": {"type": "integer"}}
+_IDS = {"type": ["array", "null"]}  # items unchecked: token-exact turns hold many thousand ids each
 _TURN = {"type": "object", "additionalProperties": False, "required": ["command"], "properties": {
     "command": {"type": ["string", "null"]}, "error": {"type": "string"}, "prompt_tokens": {"type": "integer"},
     "completion_tokens": {"type": "integer"}, "finish_reason": {"type": "string"},
-    "dropped_messages": {"type": "integer"}, "prompt_ids": _INTS, "token_ids": _INTS,
-    "logprobs": {"type": ["array", "null"], "items": {"type": "number"}}}}
+    "dropped_messages": {"type": "integer"}, "prompt_ids": _IDS, "token_ids": _IDS, "logprobs": _IDS}}
 _STEP = {"type": "object", "additionalProperties": False, "required": ["command", "output", "exit_code"],
          "properties": {"command": {"type": "string"}, "output": {"type": "string"},
                         "exit_code": {"type": ["integer", "null"]}, "duration": {"type": "number"},
