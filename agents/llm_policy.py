@@ -16,8 +16,7 @@ from typing import Callable, Sequence
 from agents import prompt
 from agents.policy import Reply
 from agents.trajectory import Trajectory, Turn
-from cligym_env.llm import LLMClient, Message, SamplingSettings
-from cligym_env.llm.client import Tool, template_messages
+from cligym_env.llm import LLMClient, Message, SamplingSettings, Tool, template_messages
 from cligym_env.spaces import trim
 
 Counter = Callable[[Sequence[Message]], int]

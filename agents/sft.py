@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from agents.trajectory import Trajectory
-from cligym_env.llm.client import template_messages
+from cligym_env.llm import template_messages
 
 IGNORE = -100
 

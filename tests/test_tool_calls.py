@@ -16,8 +16,7 @@ from agents.rollout import rollout
 from agents.sft import IGNORE, export
 from agents.trajectory import Trajectory, Turn, read_jsonl
 from cligym_env.error import LLMError
-from cligym_env.llm import SamplingSettings
-from cligym_env.llm.client import template_messages
+from cligym_env.llm import SamplingSettings, template_messages
 from tests.conftest import own_containers
 
 try:

@@ -110,15 +110,11 @@ class VLLMClient:
         empty = () if sampling.logprobs else None
         completions = [Completion("", len(ids), 0, "length", empty, empty,
                                   tuple(ids) if sampling.logprobs else None) for ids in prompts]
-        parse = self._tool_parser(tools) if tools else None
+        parse = vllm_tool_parser(self.tool_parser, self._tokenizer, tools) if tools else None
         for i, out in zip(runnable, outputs):
             completions[i] = _completion(out, sampling.logprobs, prompts[i], parse)
         self.usage.record(completions)
         return completions
-
-    def _tool_parser(self, tools: Sequence[Tool]):
-        """text -> (content, calls), by vLLM's parser of that name (the one its OpenAI server would use)."""
-        return vllm_tool_parser(self.tool_parser, self._tokenizer, tools)
 
     def _params(self, sampling: SamplingSettings, index: int, prompt_len: int, tools: bool = False) -> Any:
         return self._vllm.SamplingParams(
@@ -139,7 +135,8 @@ class VLLMClient:
 
 
 def vllm_tool_parser(name: str, tokenizer: Any, tools: Sequence[Tool]):
-    """A function text -> (content, tool calls) using vLLM's registered tool parser `name`."""
+    """A function text -> (content, tool calls) by vLLM's registered tool parser `name`: the very parser its
+    OpenAI server would use, so offline and served rollouts read the same calls."""
     try:
         from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
         from vllm.tool_parsers import ToolParserManager
