@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.policies import POLICIES, PolicySpec, close_policy, make_policy
+from agents.prompt import check_actions
 from agents.trajectory import read_jsonl
 from cligym_env.llm import SamplingSettings
 from cligym_env.tasks.registry import Registry
@@ -35,6 +36,8 @@ KvCache = typer.Option(None, "--kv-cache-gib", help="vllm: KV cache size (on CPU
 Tokenizer = typer.Option(None, "--tokenizer", help="openai: a local tokenizer for exact prompt lengths.")
 Logprobs = typer.Option(False, "--logprobs", help="Keep sampled token ids and logprobs (for RL).")
 CommandTimeout = typer.Option(60.0, "--command-timeout", help="Seconds per command.")
+Actions = typer.Option("fenced", "--actions", help="vllm/openai: 'fenced' ```bash blocks or 'tools' "
+                       "(bash(command), submit() tool calls).")
 
 
 def register(app: typer.Typer) -> None:
@@ -103,11 +106,13 @@ def rollout_command(policy: str = typer.Option(..., "--policy", help=f"One of: {
                     max_tokens: int = MaxTokens, temperature: float = Temperature, seed: int = Seed,
                     max_model_len: Optional[int] = MaxModelLen, kv_cache_gib: Optional[float] = KvCache,
                     tokenizer: Optional[str] = Tokenizer, logprobs: bool = Logprobs,
-                    command_timeout: float = CommandTimeout, registry: Optional[Path] = Registry_) -> None:
+                    command_timeout: float = CommandTimeout, registry: Optional[Path] = Registry_,
+                    actions: str = Actions) -> None:
     """Run a policy on tasks, appending one trajectory per line to --out (a rerun skips finished episodes)."""
     tasks_registry = _registry(registry)
     task_ids = _split(tasks_registry, tasks, category) or tasks_registry.ids()
     spec = _spec(policy, model, max_tokens, temperature, seed, max_model_len, kv_cache_gib, tokenizer, logprobs)
+    spec = replace(spec, actions=check_actions(actions))
     _run(spec, tasks_registry, task_ids, episodes, out, envs=envs, use_ray=use_ray, workers=workers,
          max_turns=max_turns, command_timeout=command_timeout)
 

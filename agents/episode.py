@@ -24,23 +24,23 @@ class Episode:
               seed: int | None = None, max_turns: int = 50, output_limit: int = 4000) -> Episode:
         """Reset `env` (a fresh container) and open the conversation with the issue text."""
         instruction, info = env.reset(seed=seed, options={"task_id": task_id} if task_id else {})
-        sampling = getattr(policy, "sampling", None)
+        sampling, actions = getattr(policy, "sampling", None), getattr(policy, "actions", "fenced")
         trajectory = Trajectory(task_id=info["task_id"], instruction=instruction, policy=policy.name,
                                 episode=episode, model=getattr(policy, "model", ""),
                                 sampling=asdict(sampling) if sampling is not None else {},
-                                messages=prompt.first_messages(instruction))
+                                tools=prompt.tools_for(actions), messages=prompt.first_messages(instruction, actions))
         return cls(env, trajectory, max_turns=max_turns, output_limit=output_limit)
 
     def apply(self, reply: Reply) -> None:
         """Record `reply` and run what it asks for (blocks on the container: run it in a worker thread)."""
         trajectory = self.trajectory
-        trajectory.messages.append({"role": "assistant", "content": reply.text})
+        trajectory.messages.append(reply.message)
         trajectory.turns.append(reply.turn)
         left = self.max_turns - len(trajectory.turns)
         if reply.turn.command is not None:
             self._run(reply.turn.command, left)
         elif left > 0:  # nothing runs; the model is told why
-            trajectory.messages.append({"role": "user", "content": prompt.feedback(reply.turn.error, left)})
+            trajectory.messages += prompt.answer(reply.message, prompt.feedback(reply.turn.error, left, trajectory.tools))
         if not trajectory.done and left <= 0:  # out of turns: grade the environment as the policy left it
             self._run(SUBMIT, left)
             trajectory.end = "turn_budget"
@@ -54,7 +54,7 @@ class Episode:
                                          info["timed_out"], info["output_truncated"]))
             if not (terminated or truncated) and left > 0:
                 text = prompt.observation(observation, info["exit_code"], info["timed_out"], self.output_limit)
-                trajectory.messages.append({"role": "user", "content": text})
+                trajectory.messages += prompt.answer(trajectory.messages[-1], text)
         if terminated or truncated:
             trajectory.reward, trajectory.resolved = float(reward), bool(info.get("resolved"))
             trajectory.tests = dict(info.get("tests", {}))

@@ -22,6 +22,7 @@ class PolicySpec:
     max_model_len: int | None = None  # vllm: the engine's context; openai: the server's (prompts are fitted to it)
     tokenizer: str | None = None  # openai: a local tokenizer for exact prompt lengths (else an estimate)
     client: dict[str, Any] = field(default_factory=dict)  # more make_client kwargs (dtype, kv_cache_gib, api_key...)
+    actions: str = "fenced"  # vllm / openai: "fenced" ```bash blocks or "tools" calls (agents/prompt.py)
 
 
 def make_policy(spec: PolicySpec, registry: Registry) -> Policy:
@@ -37,6 +38,7 @@ def make_policy(spec: PolicySpec, registry: Registry) -> Policy:
     if not spec.model or is_url != (spec.name == "openai"):
         want = "an http(s) URL of an OpenAI-compatible endpoint" if spec.name == "openai" else "a local model folder"
         raise ValueError(f"policy {spec.name} needs --model with {want}, got {spec.model!r}")
+    from agents import prompt
     from agents.llm_policy import LLMPolicy, token_counter
     from cligym_env.llm import make_client
 
@@ -44,8 +46,9 @@ def make_policy(spec: PolicySpec, registry: Registry) -> Policy:
     if spec.name == "vllm" and spec.max_model_len:
         kwargs["max_model_len"] = spec.max_model_len
     client = make_client(spec.model, **kwargs)
+    tools = prompt.tools_for(spec.actions)
     return LLMPolicy(client, spec.sampling, name=spec.name, max_model_len=spec.max_model_len,
-                     count=token_counter(client, spec.tokenizer))
+                     count=token_counter(client, spec.tokenizer, tools), actions=spec.actions)
 
 
 def close_policy(policy: Policy) -> None:

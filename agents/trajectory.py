@@ -1,17 +1,22 @@
 """The one data type for an episode's record, used by policies, rollouts, evaluation, curation and export.
 
 Policies read the trajectory so far to choose the next reply; rollouts append turns, steps and the grade;
-files hold one trajectory per line as JSON (JSONL). Schema, version `SCHEMA_VERSION` (3; version 2 files,
-which lack `tamper` and `error`, are read too):
+files hold one trajectory per line as JSON (JSONL), each line checked against `JSON_SCHEMA` on reading.
+Schema, version `SCHEMA_VERSION` (4; versions 2, which lacks `tamper` and `error`, and 3, which lacks `tools` and
+`Turn.prompt_ids`, are read too):
 
 - `task_id`, `episode` (index of this attempt at the task: resumes key on the pair), `instruction`.
 - `policy`, `model` (model path or URL; "" for scripted policies), `sampling` (the `SamplingSettings` as a dict).
+- `tools`: the OpenAI-style tool schemas offered (`bash(command)`, `submit()`) when the policy acts by tool calls;
+  None when it writes fenced ```bash blocks (agents/prompt.py has both formats).
 - `messages`: OpenAI-style chat messages, exactly what the policy saw and said: system prompt, the issue,
   then one assistant reply per turn, each followed by a user message with the command's (head+tail trimmed)
-  output or with feedback on a malformed reply. An LLM policy may leave the oldest turns out of a prompt to fit its
+  output or with feedback on a malformed reply; with tools, the assistant message keeps its `tool_calls` and each
+  call is answered by a `tool` message. An LLM policy may leave the oldest turns out of a prompt to fit its
   context; `Turn.dropped_messages` says how many.
 - `turns`: one `Turn` per reply: the parsed command (None when malformed, with `error`), token counts, and for RL
-  the sampled `token_ids` and `logprobs` when the sampling asked for them.
+  (when the sampling asked for logprobs) token-exact records: `prompt_ids`, the very tokens the model read (after
+  any context fitting), the sampled `token_ids` and their `logprobs`, so a trainer never re-tokenises the history.
 - `steps`: one `Step` per command that ran in the environment: command, full output, exit code, duration (s).
 - `reward`, `resolved`, `tests` (test id -> passed / failed / ...), `end` ("submitted", "max_steps" or
   "turn_budget"): the grade, set when the episode is over.
@@ -28,8 +33,45 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (2, 3)
+import jsonschema
+
+from cligym_env.error import TrajectoryError
+
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (2, 3, 4)
+
+_IDS = {"type": ["array", "null"]}  # items unchecked: token-exact turns hold many thousand ids each
+_TURN = {"type": "object", "additionalProperties": False, "required": ["command"], "properties": {
+    "command": {"type": ["string", "null"]}, "error": {"type": "string"}, "prompt_tokens": {"type": "integer"},
+    "completion_tokens": {"type": "integer"}, "finish_reason": {"type": "string"},
+    "dropped_messages": {"type": "integer"}, "prompt_ids": _IDS, "token_ids": _IDS, "logprobs": _IDS}}
+_STEP = {"type": "object", "additionalProperties": False, "required": ["command", "output", "exit_code"],
+         "properties": {"command": {"type": "string"}, "output": {"type": "string"},
+                        "exit_code": {"type": ["integer", "null"]}, "duration": {"type": "number"},
+                        "timed_out": {"type": "boolean"}, "output_truncated": {"type": "boolean"}}}
+_MESSAGE = {"type": "object", "required": ["role"], "properties": {
+    "role": {"enum": ["system", "user", "assistant", "tool"]}, "content": {"type": ["string", "null"]},
+    "tool_calls": {"type": ["array", "null"], "items": {"type": "object", "required": ["function"]}},
+    "tool_call_id": {"type": ["string", "null"]}}}
+JSON_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "cligym trajectory",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["task_id", "instruction", "schema_version", "messages", "turns", "steps"],
+    "properties": {
+        "schema_version": {"enum": list(READABLE_VERSIONS)},
+        "task_id": {"type": "string"}, "instruction": {"type": "string"}, "policy": {"type": "string"},
+        "episode": {"type": "integer", "minimum": 0}, "model": {"type": "string"}, "sampling": {"type": "object"},
+        "tools": {"type": ["array", "null"], "items": {"type": "object"}},
+        "messages": {"type": "array", "items": _MESSAGE}, "turns": {"type": "array", "items": _TURN},
+        "steps": {"type": "array", "items": _STEP}, "reward": {"type": ["number", "null"]},
+        "resolved": {"type": "boolean"}, "tests": {"type": "object", "additionalProperties": {"type": "string"}},
+        "end": {"type": "string"}, "tamper": {"type": "array", "items": {"type": "string"}},
+        "error": {"type": ["object", "null"]}, "extra": {"type": "object"},
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(JSON_SCHEMA)
 
 
 @dataclass
@@ -52,8 +94,9 @@ class Turn:
     completion_tokens: int = 0
     finish_reason: str = ""
     dropped_messages: int = 0  # oldest messages left out of the prompt to fit the context
-    token_ids: list[int] | None = None
+    token_ids: list[int] | None = None  # sampled, when logprobs were asked for
     logprobs: list[float] | None = None
+    prompt_ids: list[int] | None = None  # the templated prompt exactly as the engine read it (vLLM, with logprobs)
 
 
 @dataclass
@@ -64,7 +107,8 @@ class Trajectory:
     episode: int = 0
     model: str = ""
     sampling: dict[str, Any] = field(default_factory=dict)
-    messages: list[dict[str, str]] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     reward: float | None = None  # None while the episode runs
@@ -94,10 +138,16 @@ class Trajectory:
 
     @classmethod
     def from_json(cls, line: str) -> Trajectory:
-        data = json.loads(line)
-        if data.get("schema_version") not in READABLE_VERSIONS:
-            raise ValueError(f"trajectory schema_version {data.get('schema_version')!r} is not one of "
-                             f"{READABLE_VERSIONS}")
+        """Parse one JSONL line; a line off the schema raises `TrajectoryError` naming the field and value."""
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TrajectoryError(f"not JSON ({exc})") from exc
+        error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
+        if error is not None:
+            where = "/".join(str(part) for part in error.absolute_path) or "(top level)"
+            raise TrajectoryError(f"field {where}: {error.message} (a trajectory of schema version "
+                                  f"{READABLE_VERSIONS[0]}-{SCHEMA_VERSION}, as `cligym rollout` writes, is expected)")
         data["schema_version"] = SCHEMA_VERSION
         data["steps"] = [Step(**step) for step in data["steps"]]
         data["turns"] = [Turn(**turn) for turn in data["turns"]]
@@ -109,7 +159,14 @@ def read_jsonl(path: Path) -> list[Trajectory]:
     if not Path(path).exists():
         return []
     lines = Path(path).read_text(encoding="utf-8").split("\n")
-    return [Trajectory.from_json(line) for line in lines[:-1] if line.strip()]  # text after the last \n is torn
+    trajectories = []
+    for number, line in enumerate(lines[:-1], 1):  # text after the last \n is torn
+        if line.strip():
+            try:
+                trajectories.append(Trajectory.from_json(line))
+            except TrajectoryError as exc:
+                raise TrajectoryError(f"{path}:{number}: {exc}") from None
+    return trajectories
 
 
 def append_jsonl(path: Path, trajectories: Iterable[Trajectory]) -> None:

@@ -139,3 +139,8 @@ class PackIntegrityError(PackError):
 
 class PackFilterError(PackError, ValueError):
     """An install filter (project, category, split, limit) names a value the pack does not have."""
+
+
+# trajectories (agents) -------------------------------------------------------------------------------------------
+class TrajectoryError(UsageError, ValueError):
+    """A trajectory file or line does not follow the trajectory schema; the message names the line and field."""

