@@ -11,10 +11,10 @@ policy_caused}, so a rollout records it and goes on, and evaluation can leave in
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
-
+import logging
 import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import docker
 import gymnasium as gym
@@ -29,10 +29,12 @@ from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
 from cligym_env.runtime.shell import CommandResult, ShellError
 from cligym_env.tasks import Task
-from cligym_env.tasks.task import UNVERIFIED
+from cligym_env.tasks.task import CATEGORIES, UNVERIFIED
 from cligym_env.tasks.registry import Registry
+from cligym_env.error import CLIGymError, ConfigError, ImageBuildError, UnknownTaskError
 
-SUBMIT = "submit"
+logger = logging.getLogger(__name__)
+SUBMIT = spaces.SUBMIT
 AUDIT_MODES = ("enforce", "report")
 DISK_CHECK_INTERVAL = 1.0  # seconds between measurements of the writable layer, and after any command that ran
 DISK_CHECK_AFTER = 0.1  # seconds or more (a command faster than that cannot write much)
@@ -46,16 +48,12 @@ class CLIGymEnv(gym.Env[str, str]):
                  max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
                  limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False,
                  audit: str = "enforce") -> None:
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
-        if audit not in AUDIT_MODES:
-            raise ValueError(f"audit={audit!r} is not supported; use 'enforce' (tampering earns 0) or 'report'")
-        limits.disk_bytes  # a malformed size fails now, not mid-episode
-        if max_steps < 1:
-            raise ValueError(f"max_steps={max_steps} must be at least 1")
+        _check_settings(render_mode=render_mode, audit=audit, limits=limits, max_steps=max_steps,
+                        command_timeout=command_timeout, category=category, registry=registry)
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
         self.task_ids = self._select(task_ids, category, project, difficulty, include_unverified)
+        self.unbuildable: dict[str, str] = {}  # task id -> why its image cannot be built (skipped by reset)
         self.max_steps, self.command_timeout, self.partial_credit = max_steps, command_timeout, partial_credit
         self.limits, self.render_mode, self.audit = limits, render_mode, audit
         self._disk_checked = 0.0
@@ -72,6 +70,10 @@ class CLIGymEnv(gym.Env[str, str]):
 
     def _select(self, task_ids: Sequence[str] | None, category: str | None, project: str | None,
                 difficulty: str | None, include_unverified: bool) -> list[str]:
+        if task_ids is not None:
+            if isinstance(task_ids, str) or not all(isinstance(task_id, str) for task_id in task_ids):
+                raise ConfigError(f"task_ids={task_ids!r} must be a list of task id strings, e.g. "
+                                  "task_ids=['example-bad-permission']")
         if task_ids:
             for task_id in task_ids:
                 self.registry.get(task_id)  # an unknown id fails now, with suggestions
@@ -79,7 +81,7 @@ class CLIGymEnv(gym.Env[str, str]):
         found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty)
                  if include_unverified or not row["generator"].startswith(UNVERIFIED)]  # no proven repair
         if not found:
-            raise ValueError(
+            raise ConfigError(
                 f"no task in registry {self.registry.path} matches category={category!r}, project={project!r}, "
                 f"difficulty={difficulty!r}; see `cligym tasks list`")
         return found
@@ -91,12 +93,43 @@ class CLIGymEnv(gym.Env[str, str]):
             cleanup(self._client, stale_only=True)  # containers of runs on this host that were killed
         return self._client
 
+    def prepare(self, task_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Connect to Docker now and build the images of `task_ids` (default: all of this env's tasks) ahead of the
+        first reset. Returns the tasks whose image cannot be built (id -> why): reset skips them from now on."""
+        self.client  # noqa: B018  (connects, sweeping this host's stale containers)
+        for task_id in self.task_ids if task_ids is None else task_ids:
+            self._image(task_id)
+        return {task_id: why for task_id, why in self.unbuildable.items()
+                if task_ids is None or task_id in task_ids}
+
+    def skip(self, unbuildable: Mapping[str, str]) -> None:
+        """Leave these tasks (id -> why) out of reset's choice, e.g. found unbuildable by another env."""
+        self.unbuildable.update(unbuildable)
+
+    @property
+    def last_step_seconds(self) -> float:
+        """Wall-clock seconds the last command ran (kept out of `info`, so seeded episodes compare equal)."""
+        return self.last_result.duration if self.last_result else 0.0
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start a fresh container of a task: `options["task_id"]`, else a seeded choice among this env's tasks.
+
+        A sampled task whose image cannot be built is skipped (logged, and listed in `info["skipped"]`) instead of
+        ending a training run; an asked-for one raises `ImageBuildError`."""
         super().reset(seed=seed)
         self._end_sandbox()
-        task_id = (options or {}).get("task_id") or self.task_ids[int(self.np_random.integers(len(self.task_ids)))]
+        asked = (options or {}).get("task_id")
+        while True:
+            choices = [task_id for task_id in self.task_ids if task_id not in self.unbuildable]
+            if not asked and not choices:
+                raise ImageBuildError(f"no task image of this environment can be built: {self.unbuildable}")
+            task_id = asked or choices[int(self.np_random.integers(len(choices)))]
+            image = self._image(task_id)
+            if image or asked:
+                break
+        if image is None:
+            raise ImageBuildError(self.unbuildable[task_id])
         self.task = self.registry.get(task_id)
-        image = self.image_for(self.task)
         self.sandbox = Sandbox(image, task_id=self.task.id, network=self.task.environment.network,
                                limits=self.limits, client=self.client).start()
         self.steps, self.last_result, self.last_grade = 0, None, None
@@ -104,14 +137,26 @@ class CLIGymEnv(gym.Env[str, str]):
         self._transcript = [self.task.instruction]
         meta = self.task.metadata
         info = {"task_id": self.task.id, "project": meta.project, "category": meta.category,
-                "difficulty": meta.difficulty, "hint": meta.hint, "max_steps": self.max_steps}
+                "difficulty": meta.difficulty, "hint": meta.hint, "max_steps": self.max_steps,
+                "skipped": dict(self.unbuildable)}
         return spaces.sanitize(self.task.instruction), info
 
-    def image_for(self, task: Task) -> str:
-        """The task's broken image, built on first use and cached by content hash."""
-        if task.id not in self._images:
-            self._images[task.id] = build_environment(self.client, task.environment, what=f"task {task.id}")
-        return self._images[task.id]
+    def _image(self, task_id: str) -> str | None:
+        """The task's broken image, built on first use and cached by content hash; None (recorded) if it cannot be
+        built: a failing RUN line, a missing base image or a task folder that no longer reads."""
+        if task_id in self.unbuildable:
+            return None
+        if task_id not in self._images:
+            try:
+                task = self.registry.get(task_id)
+                self._images[task_id] = build_environment(self.client, task.environment, what=f"task {task_id}")
+            except UnknownTaskError:
+                raise
+            except CLIGymError as error:  # a failing build, a missing base image, a folder that no longer reads
+                self.unbuildable[task_id] = str(error)
+                logger.warning("task %s skipped: its image cannot be built: %s", task_id, str(error)[:500])
+                return None
+        return self._images[task_id]
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.sandbox is None or self.task is None:
@@ -248,3 +293,42 @@ def _refuse(action: str) -> str:
         return "[cligym: the command contains a NUL byte, which no shell can take. It was not run.]"
     return ""
 
+
+def _check_settings(*, render_mode: str | None, audit: str, limits: Limits, max_steps: int, command_timeout: float,
+                    category: str | None, registry: object) -> None:
+    """Every make-kwarg that cannot work fails here, naming the keyword, the value and what to write instead."""
+    if render_mode not in (None, "ansi"):
+        raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
+    if audit not in AUDIT_MODES:
+        raise ConfigError(f"audit={audit!r} is not supported; use 'enforce' (tampering earns 0) or 'report'")
+    if not isinstance(limits, Limits):
+        raise ConfigError(f"limits={limits!r} must be a cligym_env.runtime.sandbox.Limits, e.g. Limits(memory='2g')")
+    try:
+        limits.disk_bytes  # a malformed size fails now, not mid-episode
+    except ValueError as error:
+        raise ConfigError(f"limits.disk: {error}") from None
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        raise ConfigError(f"max_steps={max_steps!r} must be a whole number >= 1")
+    if isinstance(command_timeout, bool) or not isinstance(command_timeout, (int, float)) or command_timeout <= 0:
+        raise ConfigError(f"command_timeout={command_timeout!r} must be a number of seconds > 0")
+    if category is not None and category not in CATEGORIES:
+        raise ConfigError(f"category={category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
+    if registry is not None and not isinstance(registry, (str, Path, Registry)):
+        raise ConfigError(f"registry={registry!r} must be a folder path or a Registry")
+    if isinstance(registry, (str, Path)) and Path(registry).exists() and not Path(registry).is_dir():
+        raise ConfigError(f"registry={str(registry)!r} is a file; give the folder that holds the task folders")
+
+
+class GradeAtStepLimit(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Makes `gym.make(..., max_episode_steps=N)` grade at step N.
+
+    Gymnasium's `TimeLimit` only sets `truncated` after the step; the container would be left ungraded. Registered
+    as an additional wrapper (applied outside `TimeLimit`), this reads the limit from the spec and lowers the
+    environment's own `max_steps` to it, so the env grades the N-th step itself."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        limit = env.spec.max_episode_steps if env.spec is not None else None
+        if limit is not None and limit > 0:
+            env.unwrapped.max_steps = min(env.unwrapped.max_steps, limit)

@@ -14,6 +14,7 @@ from gymnasium import spaces
 _RANGES = [(0x20, 0x7E), (0xA0, 0xFF), (0x2010, 0x2027), (0x2030, 0x205E), (0x2190, 0x21FF),
            (0x2500, 0x25FF), (0x2713, 0x2718), (0xFFFD, 0xFFFD)]
 CHARSET = "\n\t" + "".join(chr(code) for low, high in _RANGES for code in range(low, high + 1))
+SUBMIT = "submit"  # the action that ends an episode
 REPLACEMENT = "\ufffd"
 ACTION_MAX_LENGTH = 8_192
 OBSERVATION_MAX_LENGTH = 65_536

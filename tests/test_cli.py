@@ -54,7 +54,7 @@ def test_cleanup_removes_containers_of_crashed_runs(docker_client):
               ".start(); print(b.name, flush=True); os._exit(1)")
     name = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout.strip()
     with Sandbox(BASE_IMAGE, task_id="cli-alive", client=docker_client) as alive:
-        result = runner.invoke(app, ["cleanup", "--stale"])
+        result = runner.invoke(app, ["cleanup"])  # only containers whose owner is gone
         assert result.exit_code == 0 and name in result.output and alive.name not in result.output
     assert not docker_client.containers.list(all=True, filters={"name": name})
 
