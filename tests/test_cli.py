@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -70,3 +71,32 @@ def test_generate_rejects_an_unknown_category(docker_client, tmp_path):
     result = runner.invoke(app, ["generate", "--project", "iniconfig", "--categories", "filesystem",
                                  "--registry", str(tmp_path / "registry")])
     assert result.exit_code == 2 and "file-system" in result.output
+
+
+def _copy_example(registry, name: str, edit_toml=lambda text: text, extra_dockerfile: str = "") -> None:
+    folder = registry.path / name
+    shutil.copytree(registry.path / "example-bad-permission", folder)
+    toml = folder / "task.toml"
+    toml.write_text(edit_toml(toml.read_text().replace('"example-bad-permission"', f'"{name}"')))
+    dockerfile = folder / "environment" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + extra_dockerfile)
+
+
+def test_tasks_list_warns_about_unreadable_folders(example_registry):
+    _copy_example(example_registry, "example-typo", lambda text: text.replace("[tests]", "[tests]\ntimout = 3"))
+    result = runner.invoke(app, ["tasks", "list", "--json", "--registry", str(example_registry.path)])
+    assert result.exit_code == 0 and len(json.loads(result.stdout)) == 3
+    assert "example-typo" in result.stderr and "tests.timout" in result.stderr and "timeout" in result.stderr
+
+
+def test_tasks_check_validates_every_folder_and_builds_its_image(example_registry, docker_client):
+    _copy_example(example_registry, "example-typo", lambda text: text.replace("[tests]", "[tests]\ntimout = 3"))
+    _copy_example(example_registry, "example-unbuildable", extra_dockerfile="\nRUN exit 7\n")
+    result = runner.invoke(app, ["tasks", "check", "--registry", str(example_registry.path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "ok: example-bad-permission" in result.stderr and "ok: example-missing-module" in result.stderr
+    assert "example-typo: " in result.stderr and "example-unbuildable: task example-unbuildable: docker build failed" \
+        in " ".join(result.stderr.split())
+    assert "3 of 5 task(s) ok" in result.stderr
+    one = runner.invoke(app, ["tasks", "check", "example-bad-permission", "--registry", str(example_registry.path)])
+    assert one.exit_code == 0 and "1 of 1 task(s) ok" in one.stderr
