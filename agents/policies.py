@@ -35,7 +35,8 @@ class PolicySpec:
             raise ConfigError(f"unknown policy {self.name!r}; {hint}choose one of {', '.join(POLICIES)}")
         is_url = self.model.startswith(("http://", "https://"))
         if not self.model or is_url != (self.name == "openai"):
-            want = "an http(s) URL of an OpenAI-compatible endpoint" if self.name == "openai" else "a local model folder"
+            want = ("an http(s) URL of an OpenAI-compatible endpoint" if self.name == "openai"
+                    else "a local model folder")
             raise ConfigError(f"policy {self.name} needs --model with {want}, got {self.model!r}")
 
 

@@ -32,10 +32,12 @@ def main() -> None:
         registry = Registry(Path(scratch) / "tasks")
         registry.install_examples()
         policy, task_ids = OraclePolicy(registry), registry.ids()
-        rollout(policy, task_ids, Path(scratch) / "warm-up.jsonl", RolloutConfig(episodes=1, envs=1, progress=False), registry=registry)
+        rollout(policy, task_ids, Path(scratch) / "warm-up.jsonl",
+                RolloutConfig(episodes=1, envs=1, progress=False), registry=registry)
         results = {}
         for size in sizes:
-            stats = rollout(policy, task_ids, Path(scratch) / f"m{size}.jsonl", RolloutConfig(episodes=args.episodes, envs=size, progress=False), registry=registry)
+            stats = rollout(policy, task_ids, Path(scratch) / f"m{size}.jsonl",
+                            RolloutConfig(episodes=args.episodes, envs=size, progress=False), registry=registry)
             assert stats.rewards == [1.0] * len(stats.rewards), f"the oracle failed with M={size}"
             results[size] = stats
     baseline = results[sizes[0]].episodes_per_minute

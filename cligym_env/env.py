@@ -80,6 +80,8 @@ class CLIGymEnv(gym.Env[str, str]):
             return sorted(task_ids)
         found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty)
                  if include_unverified or not row["generator"].startswith(UNVERIFIED)]  # no proven repair
+        for folder, problem in self.registry.problems():  # never left out silently
+            logger.warning("task folder %s left out: %s", folder, problem)
         if not found:
             raise ConfigError(
                 f"no task in registry {self.registry.path} matches category={category!r}, project={project!r}, "

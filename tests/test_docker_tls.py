@@ -1,4 +1,4 @@
-"""A real episode over a TLS-protected Docker daemon socket (DOCKER_HOST=tcp://..., DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
+"""A real episode over a TLS-protected Docker daemon (DOCKER_HOST=tcp://..., DOCKER_TLS_VERIFY, DOCKER_CERT_PATH).
 
 A certificate authority, a server and a client certificate are made with `openssl`; a TLS-terminating proxy that
 requires the client certificate stands in front of the local daemon socket on 127.0.0.1. Every byte of the episode
@@ -34,7 +34,8 @@ def make_certificates(folder: Path) -> None:
 
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem", "-days", "1",
             "-subj", "/CN=cligym test CA")
-    for name, subject, usage in (("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"),
+    server = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth"
+    for name, subject, usage in (("server", "/CN=127.0.0.1", server),
                                  ("client", "/CN=cligym client", "extendedKeyUsage=clientAuth")):
         (folder / f"{name}.ext").write_text(usage + "\n")
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
