@@ -50,8 +50,11 @@ class CLIGymGroup(TyperGroup):
         except UsageError as error:
             _error_line(str(error))
             return _exit(2, standalone_mode)
-        except CLIGymError as error:
-            _error_line(str(error))
+        except CLIGymError as error:  # Docker, the host, a build: one line, then any detail it carries (a build log)
+            first, _, detail = str(error).strip().partition("\n")
+            _error_line(first)
+            if detail:
+                typer.echo(detail, err=True)
             return _exit(1, standalone_mode)
         except Exception:
             typer.echo(f"cligym: this is a bug in cligym, not your mistake; please report it with the traceback "

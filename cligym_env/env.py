@@ -71,9 +71,9 @@ class CLIGymEnv(gym.Env[str, str]):
     def _select(self, task_ids: Sequence[str] | None, category: str | None, project: str | None,
                 difficulty: str | None, include_unverified: bool) -> list[str]:
         if task_ids is not None:
-            if isinstance(task_ids, str) or not all(isinstance(task_id, str) for task_id in task_ids):
-                raise ConfigError(f"task_ids={task_ids!r} must be a list of task id strings, e.g. "
-                                  "task_ids=['example-bad-permission']")
+            if isinstance(task_ids, str) or not task_ids or not all(isinstance(t, str) for t in task_ids):
+                raise ConfigError(f"task_ids={task_ids!r} must be a non-empty list of task id strings, e.g. "
+                                  "task_ids=['example-bad-permission'] (or leave it out for every task)")
         if task_ids:
             for task_id in task_ids:
                 self.registry.get(task_id)  # an unknown id fails now, with suggestions

@@ -90,6 +90,7 @@ def test_a_bug_keeps_its_traceback_and_asks_for_a_report(monkeypatch, example_re
 BAD_MAKE = [
     ({"task_ids": [123]}, ["task_ids=[123]", "strings"]),
     ({"task_ids": "example-bad-permission"}, ["task_ids='example-bad-permission'", "list"]),
+    ({"task_ids": []}, ["task_ids=[]", "non-empty"]),
     ({"task_ids": ["example-bad-permision"]}, ["example-bad-permision", "example-bad-permission"]),
     ({"category": "nosuch"}, ["category='nosuch'", "file-system"]),
     ({"project": "nosuch"}, ["project='nosuch'", "cligym tasks list"]),

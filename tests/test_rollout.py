@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,17 @@ def test_an_episode_that_fails_is_recorded_with_its_error_and_the_rollout_goes_o
     assert all(trajectories[t].reward == 1.0 and trajectories[t].error is None and trajectories[t].tamper == []
                for t in EXAMPLE_IDS if t != "example-bad-permission")
     assert no_containers(docker_client)
+
+
+def test_a_task_whose_image_cannot_be_built_is_skipped_not_fatal(example_registry, docker_client, tmp_path: Path):
+    broken = example_registry.path / "example-unbuildable"
+    shutil.copytree(example_registry.path / "example-bad-permission", broken)
+    toml = broken / "task.toml"
+    toml.write_text(toml.read_text().replace('"example-bad-permission"', '"example-unbuildable"'))
+    (broken / "environment" / "Dockerfile").write_text("FROM cligym/no-such-base:image\n")
+    out = tmp_path / "skip.jsonl"
+    stats = rollout(NoopPolicy(), ["example-unbuildable", "example-bad-permission"], out,
+                    RolloutConfig(episodes=1, envs=2, progress=False), registry=example_registry)
+    assert list(stats.unbuildable) == ["example-unbuildable"] and "cligym/no-such-base" in stats.unbuildable[
+        "example-unbuildable"]
+    assert [(t.task_id, t.reward) for t in read_jsonl(out)] == [("example-bad-permission", 0.0)]
