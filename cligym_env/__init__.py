@@ -11,4 +11,4 @@ __version__ = "0.1.0"
 
 if "CLIGym-v0" not in registry:
     register(id="CLIGym-v0", entry_point="cligym_env.env:CLIGymEnv", nondeterministic=True,
-             additional_wrappers=(WrapperSpec("GradeAtStepLimit", "cligym_env.env:GradeAtStepLimit", {}),))
+             additional_wrappers=(WrapperSpec("GradeAtStepLimit", "cligym_env.settings:GradeAtStepLimit", {}),))

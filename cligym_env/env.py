@@ -29,13 +29,13 @@ from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import Limits, Sandbox, cleanup
 from cligym_env.runtime.shell import CommandResult, ShellError
 from cligym_env.tasks import Task
-from cligym_env.tasks.task import CATEGORIES, UNVERIFIED
+from cligym_env.tasks.task import UNVERIFIED
 from cligym_env.tasks.registry import Registry
 from cligym_env.error import CLIGymError, ConfigError, ImageBuildError, UnknownTaskError
+from cligym_env.settings import AUDIT_MODES, check_settings
 
 logger = logging.getLogger(__name__)
 SUBMIT = spaces.SUBMIT
-AUDIT_MODES = ("enforce", "report")
 DISK_CHECK_INTERVAL = 1.0  # seconds between measurements of the writable layer, and after any command that ran
 DISK_CHECK_AFTER = 0.1  # seconds or more (a command faster than that cannot write much)
 
@@ -48,7 +48,7 @@ class CLIGymEnv(gym.Env[str, str]):
                  max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
                  limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False,
                  audit: str = "enforce") -> None:
-        _check_settings(render_mode=render_mode, audit=audit, limits=limits, max_steps=max_steps,
+        check_settings(render_mode=render_mode, audit=audit, limits=limits, max_steps=max_steps,
                         command_timeout=command_timeout, category=category, registry=registry)
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
@@ -120,17 +120,7 @@ class CLIGymEnv(gym.Env[str, str]):
         ending a training run; an asked-for one raises `ImageBuildError`."""
         super().reset(seed=seed)
         self._end_sandbox()
-        asked = (options or {}).get("task_id")
-        while True:
-            choices = [task_id for task_id in self.task_ids if task_id not in self.unbuildable]
-            if not asked and not choices:
-                raise ImageBuildError(f"no task image of this environment can be built: {self.unbuildable}")
-            task_id = asked or choices[int(self.np_random.integers(len(choices)))]
-            image = self._image(task_id)
-            if image or asked:
-                break
-        if image is None:
-            raise ImageBuildError(self.unbuildable[task_id])
+        task_id, image = self._choose((options or {}).get("task_id"))
         self.task = self.registry.get(task_id)
         self.sandbox = Sandbox(image, task_id=self.task.id, network=self.task.environment.network,
                                limits=self.limits, client=self.client).start()
@@ -142,6 +132,21 @@ class CLIGymEnv(gym.Env[str, str]):
                 "difficulty": meta.difficulty, "hint": meta.hint, "max_steps": self.max_steps,
                 "skipped": dict(self.unbuildable)}
         return spaces.sanitize(self.task.instruction), info
+
+    def _choose(self, asked: str | None) -> tuple[str, str]:
+        """The task to play and its image: `asked`, else a seeded choice that skips tasks whose image cannot be
+        built."""
+        while True:
+            choices = [task_id for task_id in self.task_ids if task_id not in self.unbuildable]
+            if not asked and not choices:
+                raise ImageBuildError("no task image of this environment can be built: " + "; ".join(
+                    f"{task_id}: {why[:200]}" for task_id, why in self.unbuildable.items()))
+            task_id = asked or choices[int(self.np_random.integers(len(choices)))]
+            image = self._image(task_id)
+            if image is not None:
+                return task_id, image
+            if asked:
+                raise ImageBuildError(self.unbuildable[task_id])
 
     def _image(self, task_id: str) -> str | None:
         """The task's broken image, built on first use and cached by content hash; None (recorded) if it cannot be
@@ -295,42 +300,3 @@ def _refuse(action: str) -> str:
         return "[cligym: the command contains a NUL byte, which no shell can take. It was not run.]"
     return ""
 
-
-def _check_settings(*, render_mode: str | None, audit: str, limits: Limits, max_steps: int, command_timeout: float,
-                    category: str | None, registry: object) -> None:
-    """Every make-kwarg that cannot work fails here, naming the keyword, the value and what to write instead."""
-    if render_mode not in (None, "ansi"):
-        raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
-    if audit not in AUDIT_MODES:
-        raise ConfigError(f"audit={audit!r} is not supported; use 'enforce' (tampering earns 0) or 'report'")
-    if not isinstance(limits, Limits):
-        raise ConfigError(f"limits={limits!r} must be a cligym_env.runtime.sandbox.Limits, e.g. Limits(memory='2g')")
-    try:
-        limits.disk_bytes  # a malformed size fails now, not mid-episode
-    except ValueError as error:
-        raise ConfigError(f"limits.disk: {error}") from None
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
-        raise ConfigError(f"max_steps={max_steps!r} must be a whole number >= 1")
-    if isinstance(command_timeout, bool) or not isinstance(command_timeout, (int, float)) or command_timeout <= 0:
-        raise ConfigError(f"command_timeout={command_timeout!r} must be a number of seconds > 0")
-    if category is not None and category not in CATEGORIES:
-        raise ConfigError(f"category={category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
-    if registry is not None and not isinstance(registry, (str, Path, Registry)):
-        raise ConfigError(f"registry={registry!r} must be a folder path or a Registry")
-    if isinstance(registry, (str, Path)) and Path(registry).exists() and not Path(registry).is_dir():
-        raise ConfigError(f"registry={str(registry)!r} is a file; give the folder that holds the task folders")
-
-
-class GradeAtStepLimit(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Makes `gym.make(..., max_episode_steps=N)` grade at step N.
-
-    Gymnasium's `TimeLimit` only sets `truncated` after the step; the container would be left ungraded. Registered
-    as an additional wrapper (applied outside `TimeLimit`), this reads the limit from the spec and lowers the
-    environment's own `max_steps` to it, so the env grades the N-th step itself."""
-
-    def __init__(self, env: gym.Env) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self)
-        gym.Wrapper.__init__(self, env)
-        limit = env.spec.max_episode_steps if env.spec is not None else None
-        if limit is not None and limit > 0:
-            env.unwrapped.max_steps = min(env.unwrapped.max_steps, limit)
