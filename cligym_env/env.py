@@ -32,7 +32,7 @@ from cligym_env.tasks import Task
 from cligym_env.tasks.task import UNVERIFIED
 from cligym_env.tasks.registry import Registry
 from cligym_env.error import CLIGymError, ConfigError, ImageBuildError, UnknownTaskError
-from cligym_env.settings import AUDIT_MODES, check_settings
+from cligym_env.settings import check_settings
 
 logger = logging.getLogger(__name__)
 SUBMIT = spaces.SUBMIT
