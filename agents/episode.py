@@ -49,8 +49,7 @@ class Episode:
         trajectory = self.trajectory
         observation, reward, terminated, truncated, info = self.env.step(command)
         if command.strip() != SUBMIT:
-            last = self.env.unwrapped.last_result
-            trajectory.steps.append(Step(command, observation, info["exit_code"], last.duration if last else 0.0,
+            trajectory.steps.append(Step(command, observation, info["exit_code"], self.env.unwrapped.last_step_seconds,
                                          info["timed_out"], info["output_truncated"]))
             if not (terminated or truncated) and left > 0:
                 text = prompt.observation(observation, info["exit_code"], info["timed_out"], self.output_limit)

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from agents.trajectory import Trajectory
+from cligym_env.error import ConfigError
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -34,6 +35,33 @@ def wilson(successes: int, n: int, confidence: float = 0.95) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `evaluate` computes: pass@k for each k, and intervals at `confidence`."""
+
+    ks: tuple[int, ...] = (1,)
+    confidence: float = 0.95
+    resamples: int = 2000  # bootstrap resamples of the split's tasks
+    seed: int = 0  # of the bootstrap
+
+    def __post_init__(self) -> None:
+        if not self.ks or any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in self.ks):
+            raise ConfigError(f"k values {list(self.ks)!r} must be whole numbers >= 1, e.g. --k 1,5")
+        object.__setattr__(self, "ks", tuple(sorted(set(self.ks))))
+        if not 0 < self.confidence < 1:
+            raise ConfigError(f"confidence={self.confidence!r} must be between 0 and 1, e.g. 0.95")
+        if self.resamples < 1:
+            raise ConfigError(f"resamples={self.resamples!r} must be at least 1")
+
+    @classmethod
+    def parse_ks(cls, text: str) -> tuple[int, ...]:
+        """'1,5' -> (1, 5); anything else is a usage error naming the value."""
+        try:
+            return tuple(int(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            raise ConfigError(f"--k {text!r}: give comma-separated whole numbers, e.g. --k 1,5") from None
 
 
 @dataclass
@@ -56,10 +84,11 @@ class Report:
     tampered: int = 0  # episodes whose audit found tampering (counted, with reward 0)
 
 
-def evaluate(trajectories: Iterable[Trajectory], ks: Sequence[int] = (1,), *, task_ids: Sequence[str] | None = None,
-             confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> Report:
+def evaluate(trajectories: Iterable[Trajectory], config: EvalConfig = EvalConfig(), *,
+             task_ids: Sequence[str] | None = None) -> Report:
     """Score the split `task_ids` (default: every task in `trajectories`); other tasks' episodes are ignored,
     and so are infrastructure failures (counted in the report)."""
+    ks, confidence = config.ks, config.confidence
     outcomes: dict[str, list[bool]] = {}
     infrastructure = tampered = 0
     for trajectory in trajectories:
@@ -74,12 +103,12 @@ def evaluate(trajectories: Iterable[Trajectory], ks: Sequence[int] = (1,), *, ta
                         {k: pass_at_k(len(runs), sum(runs), k) for k in ks if k <= len(runs)},
                         wilson(sum(runs), len(runs), confidence))
               for task_id, runs in sorted(outcomes.items())]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(config.seed)
     overall = {}
     for k in ks:
         values = np.array([score.pass_at[k] for score in scores if k in score.pass_at])
         if len(values):
-            means = values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1)
+            means = values[rng.integers(len(values), size=(config.resamples, len(values)))].mean(axis=1)
             low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
             overall[k] = (float(values.mean()), float(low), float(high))
     missing = sorted(set(task_ids or []) - set(outcomes))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
 from agents.baselines import NoopPolicy, OraclePolicy, RandomPolicy
 from agents.policy import Policy
+from agents.prompt import check_actions
+from cligym_env.error import ConfigError
 from cligym_env.llm import SamplingSettings
 from cligym_env.tasks.registry import Registry
 
@@ -24,6 +27,21 @@ class PolicySpec:
     client: dict[str, Any] = field(default_factory=dict)  # more make_client kwargs (dtype, kv_cache_gib, api_key...)
     actions: str = "fenced"  # vllm / openai: "fenced" ```bash blocks or "tools" calls (agents/prompt.py)
 
+    def __post_init__(self) -> None:
+        """An unknown name or a model of the wrong kind fails here, before any environment or Ray worker starts."""
+        check_actions(self.actions)
+        if self.name in ("oracle", "noop", "random"):
+            return
+        if self.name not in POLICIES:
+            close = difflib.get_close_matches(self.name, POLICIES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown policy {self.name!r}; {hint}choose one of {', '.join(POLICIES)}")
+        is_url = self.model.startswith(("http://", "https://"))
+        if not self.model or is_url != (self.name == "openai"):
+            want = ("an http(s) URL of an OpenAI-compatible endpoint" if self.name == "openai"
+                    else "a local model folder")
+            raise ConfigError(f"policy {self.name} needs --model with {want}, got {self.model!r}")
+
 
 def make_policy(spec: PolicySpec, registry: Registry) -> Policy:
     if spec.name == "oracle":
@@ -32,12 +50,6 @@ def make_policy(spec: PolicySpec, registry: Registry) -> Policy:
         return NoopPolicy()
     if spec.name == "random":
         return RandomPolicy(seed=spec.seed)
-    if spec.name not in POLICIES:
-        raise ValueError(f"unknown policy {spec.name!r}; choose one of {', '.join(POLICIES)}")
-    is_url = spec.model.startswith(("http://", "https://"))
-    if not spec.model or is_url != (spec.name == "openai"):
-        want = "an http(s) URL of an OpenAI-compatible endpoint" if spec.name == "openai" else "a local model folder"
-        raise ValueError(f"policy {spec.name} needs --model with {want}, got {spec.model!r}")
     from agents import prompt
     from agents.llm_policy import LLMPolicy, token_counter
     from cligym_env.llm import make_client

@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Protocol, Sequence
 
 from agents.trajectory import Trajectory, Turn
+from cligym_env.spaces import SUBMIT  # noqa: F401  (re-exported: the action that ends an episode)
 
-SUBMIT = "submit"  # the action that ends an episode (same as cligym_env.env.SUBMIT)
 
 
 class Reply(NamedTuple):

@@ -22,6 +22,7 @@ from agents.episode import Episode
 from agents.policy import Policy, Reply
 from agents.trajectory import Trajectory, append_jsonl, read_jsonl
 from cligym_env.env import CLIGymEnv
+from cligym_env.error import ConfigError
 from cligym_env.tasks.registry import Registry
 
 
@@ -34,6 +35,25 @@ def run_episode(env: gym.Env, policy: Policy, *, task_id: str | None = None, see
     return episode.trajectory
 
 
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How a rollout runs: the same for the lock-step pool, the Ray workers and the CLI."""
+
+    episodes: int = 1  # attempts at each task
+    envs: int = 4  # environments in lock-step (per Ray worker)
+    max_turns: int = 30  # replies per episode, malformed ones included
+    output_limit: int = 4000  # characters of each command's output the policy is shown
+    command_timeout: float = 60.0  # seconds per command
+    progress: bool = True  # a progress bar on stderr
+
+    def __post_init__(self) -> None:
+        for name in ("episodes", "envs", "max_turns", "output_limit"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"rollout setting {name}={getattr(self, name)!r} must be a whole number >= 1")
+        if not self.command_timeout > 0:
+            raise ConfigError(f"rollout setting command_timeout={self.command_timeout!r} must be a number of "
+                             "seconds > 0")
+
 @dataclass
 class RolloutStats:
     episodes: int = 0  # finished by this run
@@ -43,6 +63,7 @@ class RolloutStats:
     env_s: float = 0.0  # waiting on resets, commands and grading
     policy_s: float = 0.0  # inside policy.act
     rewards: list[float] = field(default_factory=list)
+    unbuildable: dict[str, str] = field(default_factory=dict)  # task id -> why its image could not be built
 
     @property
     def episodes_per_minute(self) -> float:
@@ -52,19 +73,21 @@ class RolloutStats:
 class EnvPool:
     """M environments kept busy by one policy; reused across batches of episodes (e.g. by a Ray worker)."""
 
-    def __init__(self, envs: Sequence[gym.Env], policy: Policy, *, max_turns: int = 30,
-                 output_limit: int = 4000) -> None:
+    def __init__(self, envs: Sequence[gym.Env], policy: Policy, config: RolloutConfig = RolloutConfig()) -> None:
         self.envs, self.policy = list(envs), policy
-        self.max_turns, self.output_limit = max_turns, output_limit
+        self.max_turns, self.output_limit = config.max_turns, config.output_limit
         self._threads = ThreadPoolExecutor(len(self.envs), thread_name_prefix="cligym-env")
         for env in self.envs:  # connect now: connecting sweeps stale containers, which races removals mid-run
-            env.unwrapped.client  # noqa: B018  (connects on first access)
+            env.unwrapped.prepare(())
 
-    def prepare(self, task_ids: Sequence[str]) -> None:
-        """Build the task images once, before M environments would each build them at the same time."""
-        env = self.envs[0].unwrapped
-        for task_id in task_ids:
-            env.image_for(env.registry.get(task_id))
+    def prepare(self, task_ids: Sequence[str]) -> dict[str, str]:
+        """Build the task images once, before M environments would each build them at the same time.
+
+        Returns the tasks whose image cannot be built (id -> why); every env skips them from now on."""
+        unbuildable = self.envs[0].unwrapped.prepare(task_ids)
+        for env in self.envs[1:]:
+            env.unwrapped.skip(unbuildable)
+        return unbuildable
 
     def run(self, pairs: Sequence[tuple[str, int]], on_done: Callable[[Trajectory], None],
             stats: RolloutStats) -> None:
@@ -127,24 +150,23 @@ def pending(task_ids: Sequence[str], episodes: int, out: Path) -> tuple[list[tup
     return todo, len(wanted) - len(todo)
 
 
-def rollout(policy: Policy, task_ids: Sequence[str], episodes: int, *, out: Path, envs: int = 4,
-            registry: Registry | None = None, env_factory: Callable[[], gym.Env] | None = None,
-            max_turns: int = 30, output_limit: int = 4000, command_timeout: float = 60.0,
-            progress: bool = True) -> RolloutStats:
-    """`episodes` attempts at each task over `envs` environments, appended to `out` (JSONL) as they finish."""
-    todo, skipped = pending(task_ids, episodes, out)
+def rollout(policy: Policy, task_ids: Sequence[str], out: Path, config: RolloutConfig = RolloutConfig(), *,
+            registry: Registry | None = None, env_factory: Callable[[], gym.Env] | None = None) -> RolloutStats:
+    """`config.episodes` attempts at each task over `config.envs` environments, appended to `out` (JSONL) as they
+    finish. Tasks whose image cannot be built are skipped (logged, and listed in `stats.unbuildable`)."""
+    todo, skipped = pending(task_ids, config.episodes, out)
     stats = RolloutStats(skipped=skipped)
     if not todo:
         return stats
     registry = registry or Registry.default()
-    factory = env_factory or (lambda: CLIGymEnv(registry, task_ids=task_ids, max_steps=max_turns + 1,
-                                                 command_timeout=command_timeout))
-    pool = EnvPool([factory() for _ in range(min(envs, len(todo)))], policy, max_turns=max_turns,
-                   output_limit=output_limit)
+    factory = env_factory or (lambda: CLIGymEnv(registry, task_ids=task_ids, max_steps=config.max_turns + 1,
+                                                 command_timeout=config.command_timeout))
+    pool = EnvPool([factory() for _ in range(min(config.envs, len(todo)))], policy, config)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), disable=not progress)
+                   console=Console(stderr=True), disable=not config.progress)
     try:
-        pool.prepare(sorted({task_id for task_id, _ in todo}))
+        stats.unbuildable = pool.prepare(sorted({task_id for task_id, _ in todo}))
+        todo = [(task_id, index) for task_id, index in todo if task_id not in stats.unbuildable]
         with bar:
             job = bar.add_task(f"{policy.name} rollouts", total=len(todo))
 

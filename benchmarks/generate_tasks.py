@@ -14,7 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from agents.baselines import NoopPolicy, OraclePolicy
-from agents.rollout import rollout
+from agents.rollout import RolloutConfig, rollout
 from agents.trajectory import read_jsonl
 from cligym_env import paths
 from cligym_env.generator.command import run_generate
@@ -51,7 +51,7 @@ def main() -> None:
     rewards = {}
     for policy in (OraclePolicy(registry), NoopPolicy()):  # every kept task, once (the files resume)
         out = registry.path.parent / f"{registry.path.name}-{policy.name}.jsonl"
-        rollout(policy, task_ids, 1, out=out, envs=args.envs, registry=registry)
+        rollout(policy, task_ids, out, RolloutConfig(episodes=1, envs=args.envs), registry=registry)
         rewards[policy.name] = [t.reward for t in read_jsonl(out) if t.task_id in set(task_ids)]
     oracle_ok = sum(r == 1.0 for r in rewards["oracle"])
     noop_ok = sum(r == 0.0 for r in rewards["noop"])

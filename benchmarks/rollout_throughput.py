@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agents.baselines import OraclePolicy
-from agents.rollout import rollout
+from agents.rollout import RolloutConfig, rollout
 from cligym_env.images import bootstrap
 from cligym_env.runtime.docker_client import connect
 from cligym_env.tasks.registry import Registry
@@ -32,11 +32,12 @@ def main() -> None:
         registry = Registry(Path(scratch) / "tasks")
         registry.install_examples()
         policy, task_ids = OraclePolicy(registry), registry.ids()
-        rollout(policy, task_ids, 1, out=Path(scratch) / "warm-up.jsonl", envs=1, registry=registry, progress=False)
+        rollout(policy, task_ids, Path(scratch) / "warm-up.jsonl",
+                RolloutConfig(episodes=1, envs=1, progress=False), registry=registry)
         results = {}
         for size in sizes:
-            stats = rollout(policy, task_ids, args.episodes, out=Path(scratch) / f"m{size}.jsonl", envs=size,
-                            registry=registry, progress=False)
+            stats = rollout(policy, task_ids, Path(scratch) / f"m{size}.jsonl",
+                            RolloutConfig(episodes=args.episodes, envs=size, progress=False), registry=registry)
             assert stats.rewards == [1.0] * len(stats.rewards), f"the oracle failed with M={size}"
             results[size] = stats
     baseline = results[sizes[0]].episodes_per_minute

@@ -11,10 +11,10 @@ policy_caused}, so a rollout records it and goes on, and evaluation can leave in
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
-
+import logging
 import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import docker
 import gymnasium as gym
@@ -31,9 +31,11 @@ from cligym_env.runtime.shell import CommandResult, ShellError
 from cligym_env.tasks import Task
 from cligym_env.tasks.task import UNVERIFIED
 from cligym_env.tasks.registry import Registry
+from cligym_env.error import CLIGymError, ConfigError, ImageBuildError, UnknownTaskError
+from cligym_env.settings import check_settings
 
-SUBMIT = "submit"
-AUDIT_MODES = ("enforce", "report")
+logger = logging.getLogger(__name__)
+SUBMIT = spaces.SUBMIT
 DISK_CHECK_INTERVAL = 1.0  # seconds between measurements of the writable layer, and after any command that ran
 DISK_CHECK_AFTER = 0.1  # seconds or more (a command faster than that cannot write much)
 
@@ -46,16 +48,12 @@ class CLIGymEnv(gym.Env[str, str]):
                  max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
                  limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False,
                  audit: str = "enforce") -> None:
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
-        if audit not in AUDIT_MODES:
-            raise ValueError(f"audit={audit!r} is not supported; use 'enforce' (tampering earns 0) or 'report'")
-        limits.disk_bytes  # a malformed size fails now, not mid-episode
-        if max_steps < 1:
-            raise ValueError(f"max_steps={max_steps} must be at least 1")
+        check_settings(render_mode=render_mode, audit=audit, limits=limits, max_steps=max_steps,
+                        command_timeout=command_timeout, category=category, registry=registry)
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
         self.task_ids = self._select(task_ids, category, project, difficulty, include_unverified)
+        self.unbuildable: dict[str, str] = {}  # task id -> why its image cannot be built (skipped by reset)
         self.max_steps, self.command_timeout, self.partial_credit = max_steps, command_timeout, partial_credit
         self.limits, self.render_mode, self.audit = limits, render_mode, audit
         self._disk_checked = 0.0
@@ -72,14 +70,20 @@ class CLIGymEnv(gym.Env[str, str]):
 
     def _select(self, task_ids: Sequence[str] | None, category: str | None, project: str | None,
                 difficulty: str | None, include_unverified: bool) -> list[str]:
+        if task_ids is not None:
+            if isinstance(task_ids, str) or not task_ids or not all(isinstance(t, str) for t in task_ids):
+                raise ConfigError(f"task_ids={task_ids!r} must be a non-empty list of task id strings, e.g. "
+                                  "task_ids=['example-bad-permission'] (or leave it out for every task)")
         if task_ids:
             for task_id in task_ids:
                 self.registry.get(task_id)  # an unknown id fails now, with suggestions
             return sorted(task_ids)
         found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty)
                  if include_unverified or not row["generator"].startswith(UNVERIFIED)]  # no proven repair
+        for folder, problem in self.registry.problems():  # never left out silently
+            logger.warning("task folder %s left out: %s", folder, problem)
         if not found:
-            raise ValueError(
+            raise ConfigError(
                 f"no task in registry {self.registry.path} matches category={category!r}, project={project!r}, "
                 f"difficulty={difficulty!r}; see `cligym tasks list`")
         return found
@@ -91,12 +95,33 @@ class CLIGymEnv(gym.Env[str, str]):
             cleanup(self._client, stale_only=True)  # containers of runs on this host that were killed
         return self._client
 
+    def prepare(self, task_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Connect to Docker now and build the images of `task_ids` (default: all of this env's tasks) ahead of the
+        first reset. Returns the tasks whose image cannot be built (id -> why): reset skips them from now on."""
+        self.client  # noqa: B018  (connects, sweeping this host's stale containers)
+        for task_id in self.task_ids if task_ids is None else task_ids:
+            self._image(task_id)
+        return {task_id: why for task_id, why in self.unbuildable.items()
+                if task_ids is None or task_id in task_ids}
+
+    def skip(self, unbuildable: Mapping[str, str]) -> None:
+        """Leave these tasks (id -> why) out of reset's choice, e.g. found unbuildable by another env."""
+        self.unbuildable.update(unbuildable)
+
+    @property
+    def last_step_seconds(self) -> float:
+        """Wall-clock seconds the last command ran (kept out of `info`, so seeded episodes compare equal)."""
+        return self.last_result.duration if self.last_result else 0.0
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start a fresh container of a task: `options["task_id"]`, else a seeded choice among this env's tasks.
+
+        A sampled task whose image cannot be built is skipped (logged, and listed in `info["skipped"]`) instead of
+        ending a training run; an asked-for one raises `ImageBuildError`."""
         super().reset(seed=seed)
         self._end_sandbox()
-        task_id = (options or {}).get("task_id") or self.task_ids[int(self.np_random.integers(len(self.task_ids)))]
+        task_id, image = self._choose((options or {}).get("task_id"))
         self.task = self.registry.get(task_id)
-        image = self.image_for(self.task)
         self.sandbox = Sandbox(image, task_id=self.task.id, network=self.task.environment.network,
                                limits=self.limits, client=self.client).start()
         self.steps, self.last_result, self.last_grade = 0, None, None
@@ -104,14 +129,41 @@ class CLIGymEnv(gym.Env[str, str]):
         self._transcript = [self.task.instruction]
         meta = self.task.metadata
         info = {"task_id": self.task.id, "project": meta.project, "category": meta.category,
-                "difficulty": meta.difficulty, "hint": meta.hint, "max_steps": self.max_steps}
+                "difficulty": meta.difficulty, "hint": meta.hint, "max_steps": self.max_steps,
+                "skipped": dict(self.unbuildable)}
         return spaces.sanitize(self.task.instruction), info
 
-    def image_for(self, task: Task) -> str:
-        """The task's broken image, built on first use and cached by content hash."""
-        if task.id not in self._images:
-            self._images[task.id] = build_environment(self.client, task.environment, what=f"task {task.id}")
-        return self._images[task.id]
+    def _choose(self, asked: str | None) -> tuple[str, str]:
+        """The task to play and its image: `asked`, else a seeded choice that skips tasks whose image cannot be
+        built."""
+        while True:
+            choices = [task_id for task_id in self.task_ids if task_id not in self.unbuildable]
+            if not asked and not choices:
+                raise ImageBuildError("no task image of this environment can be built: " + "; ".join(
+                    f"{task_id}: {why[:200]}" for task_id, why in self.unbuildable.items()))
+            task_id = asked or choices[int(self.np_random.integers(len(choices)))]
+            image = self._image(task_id)
+            if image is not None:
+                return task_id, image
+            if asked:
+                raise ImageBuildError(self.unbuildable[task_id])
+
+    def _image(self, task_id: str) -> str | None:
+        """The task's broken image, built on first use and cached by content hash; None (recorded) if it cannot be
+        built: a failing RUN line, a missing base image or a task folder that no longer reads."""
+        if task_id in self.unbuildable:
+            return None
+        if task_id not in self._images:
+            try:
+                task = self.registry.get(task_id)
+                self._images[task_id] = build_environment(self.client, task.environment, what=f"task {task_id}")
+            except UnknownTaskError:
+                raise
+            except CLIGymError as error:  # a failing build, a missing base image, a folder that no longer reads
+                self.unbuildable[task_id] = str(error)
+                logger.warning("task %s skipped: its image cannot be built: %s", task_id, str(error)[:500])
+                return None
+        return self._images[task_id]
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
         if self.sandbox is None or self.task is None:

@@ -22,6 +22,10 @@ class InfrastructureError(CLIGymError):
     """Docker, the host or a registry failed: nobody's input was wrong, and no policy is to blame."""
 
 
+class ConfigError(UsageError, ValueError):
+    """A setting (a command-line option, a keyword of `gym.make`, a config field) has a value that cannot work."""
+
+
 # runtime ---------------------------------------------------------------------------------------------------------
 class DockerUnavailableError(InfrastructureError):
     """The Docker daemon cannot be reached."""

@@ -14,6 +14,7 @@ from gymnasium import spaces
 _RANGES = [(0x20, 0x7E), (0xA0, 0xFF), (0x2010, 0x2027), (0x2030, 0x205E), (0x2190, 0x21FF),
            (0x2500, 0x25FF), (0x2713, 0x2718), (0xFFFD, 0xFFFD)]
 CHARSET = "\n\t" + "".join(chr(code) for low, high in _RANGES for code in range(low, high + 1))
+SUBMIT = "submit"  # the action that ends an episode
 REPLACEMENT = "\ufffd"
 ACTION_MAX_LENGTH = 8_192
 OBSERVATION_MAX_LENGTH = 65_536
@@ -29,19 +30,21 @@ def observation_space() -> spaces.Text:
     return spaces.Text(max_length=OBSERVATION_MAX_LENGTH, min_length=0, charset=CHARSET)
 
 
-def trim(text: str, limit: int) -> str:
-    """`text` cut to about `limit` characters, keeping its head and tail (errors usually sit at the end)."""
+def trim(text: str, limit: int, *, within: bool = False) -> str:
+    """`text` cut to about `limit` characters, keeping its head and tail (errors usually sit at the end).
+
+    The one head-and-tail trim of the package; `within=True` counts the marker inside `limit` (a hard cap)."""
     if len(text) <= limit:
         return text
-    head, tail = limit // 2, limit - limit // 2
-    return f"{text[:head]}\n[... {len(text) - head - tail} characters omitted ...]\n{text[len(text) - tail:]}"
+    def marker(omitted: int) -> str:
+        return f"\n[... {omitted} characters omitted ...]\n"
+
+    keep = max(0, limit - len(marker(len(text)))) if within else limit
+    cut = marker(len(text) - keep)[:limit] if within else marker(len(text) - keep)
+    head, tail = keep // 2, keep - keep // 2
+    return f"{text[:head]}{cut}{text[len(text) - tail:] if tail else ''}"
 
 
 def sanitize(text: str, max_length: int = OBSERVATION_MAX_LENGTH) -> str:
     """Map `text` into the observation space: foreign characters replaced, length capped (head and tail kept)."""
-    text = _OUTSIDE.sub(REPLACEMENT, text.replace("\r\n", "\n"))
-    if len(text) <= max_length:
-        return text
-    marker = f"\n[... {len(text) - max_length} characters omitted ...]\n"
-    keep = max_length - len(marker)
-    return text[: keep // 2] + marker + text[len(text) - (keep - keep // 2) :]
+    return trim(_OUTSIDE.sub(REPLACEMENT, text.replace("\r\n", "\n")), max_length, within=True)

@@ -9,7 +9,7 @@ from itertools import combinations
 import pytest
 
 from agents.curate import curate, shortcut
-from agents.evaluate import evaluate, pass_at_k, wilson
+from agents.evaluate import EvalConfig, evaluate, pass_at_k, wilson
 from agents.llm_policy import DROPPED_NOTE, LLMPolicy
 from agents.policies import PolicySpec, make_policy
 from agents.prompt import first_messages, observation, parse_reply
@@ -134,7 +134,7 @@ def test_pass_at_k_matches_brute_force():
 def test_evaluate_split_with_intervals():
     runs = {"a": [True, True, False, False], "b": [False] * 4, "c": [True] * 4, "other": [True] * 4}
     trajectories = [episode(task, [], resolved=r) for task, results in runs.items() for r in results]
-    report = evaluate(trajectories, (1, 2), task_ids=["a", "b", "c", "d"])
+    report = evaluate(trajectories, EvalConfig(ks=(1, 2)), task_ids=["a", "b", "c", "d"])
     assert [s.task_id for s in report.tasks] == ["a", "b", "c"] and report.missing == ["d"]
     a = report.tasks[0]
     assert (a.n, a.resolved, a.pass_at) == (4, 2, {1: 0.5, 2: pytest.approx(5 / 6)})
@@ -151,7 +151,7 @@ def test_infrastructure_failures_leave_pass_at_k_and_tampering_is_counted_and_ne
     own.error = {"kind": "container-died", "message": "exited", "policy_caused": True}
     forged = episode("a", ["echo > /app/conftest.py"], resolved=False)
     forged.tamper = ["/app/conftest.py was changed to content that is in no image or wheel of this task"]
-    report = evaluate([infra, own, forged, episode("a", ["fix"])], (1,))
+    report = evaluate([infra, own, forged, episode("a", ["fix"])])
     assert report.infrastructure_failures == 1 and report.tampered == 1
     assert (report.tasks[0].n, report.tasks[0].resolved) == (3, 1)  # the policy's own crash counts as a failure
     forged_but_resolved = episode("b", ["x"])

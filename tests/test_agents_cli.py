@@ -1,27 +1,20 @@
-"""The commands `register(app)` adds, end to end: rollout -> eval -> curate -> export-sft on real environments."""
+"""The agent commands of `cligym`, end to end: rollout -> eval -> curate -> export-sft on real environments."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import typer
 from typer.testing import CliRunner
 
-from agents.cli import register
+from agents.cli import app
 from agents.trajectory import read_jsonl
 
 TASKS = "example-bad-permission,example-corrupted-config"
 
 
-def cligym() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-    return app
-
-
 def invoke(*args: str) -> str:
-    result = CliRunner().invoke(cligym(), [str(arg) for arg in args])
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 0, (result.output, result.exception)
     return result.stdout
 
@@ -60,10 +53,10 @@ def test_rollout_eval_curate_export(example_registry, docker_client, tmp_path: P
 
 
 def test_bad_arguments_fail_clearly(example_registry, tmp_path: Path):
-    result = CliRunner().invoke(cligym(), ["rollout", "--policy", "vllm", "--model", "http://x:1", "--tasks",
+    result = CliRunner().invoke(app, ["rollout", "--policy", "vllm", "--model", "http://x:1", "--tasks",
                                            "example-bad-permission", "--out", str(tmp_path / "o.jsonl"),
                                            "--registry", str(example_registry.path)])
-    assert result.exit_code != 0 and "needs --model with a local model folder" in str(result.exception)
-    result = CliRunner().invoke(cligym(), ["rollout", "--policy", "oracle", "--tasks", "no-such-task", "--out",
+    assert result.exit_code == 2 and "needs --model with a local model folder" in result.stderr
+    result = CliRunner().invoke(app, ["rollout", "--policy", "oracle", "--tasks", "no-such-task", "--out",
                                            str(tmp_path / "o.jsonl"), "--registry", str(example_registry.path)])
-    assert result.exit_code != 0 and "no-such-task" in str(result.exception)
+    assert result.exit_code == 2 and "no-such-task" in result.stderr

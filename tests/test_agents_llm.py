@@ -13,7 +13,7 @@ import pytest
 
 from agents.llm_policy import LLMPolicy
 from agents.policies import PolicySpec, make_policy
-from agents.rollout import rollout
+from agents.rollout import RolloutConfig, rollout
 from agents.trajectory import read_jsonl
 from cligym_env.llm import SamplingSettings, make_client
 from tests.conftest import own_containers, serve_vllm
@@ -65,7 +65,8 @@ def test_vllm_rollout_batches_one_generate_per_round(engine, tiny_model, example
     out = tmp_path / "vllm.jsonl"
 
     started = time.monotonic()
-    stats = rollout(policy, EXAMPLE_IDS, 1, out=out, envs=2, registry=example_registry, max_turns=4, progress=False)
+    stats = rollout(policy, EXAMPLE_IDS, out,
+                    RolloutConfig(episodes=1, envs=2, max_turns=4, progress=False), registry=example_registry)
     elapsed = time.monotonic() - started
 
     # 3 episodes of 4 turns on 2 envs: rounds with 2 episodes, then the third alone; one generate per round.
@@ -98,8 +99,8 @@ def test_openai_policy_against_a_vllm_server(vllm_server, tiny_model, example_re
     policy = make_policy(spec, example_registry)
     out = tmp_path / "openai.jsonl"
     try:
-        stats = rollout(policy, EXAMPLE_IDS[:2], 1, out=out, envs=2, registry=example_registry, max_turns=3,
-                        progress=False)
+        stats = rollout(policy, EXAMPLE_IDS[:2], out,
+                        RolloutConfig(episodes=1, envs=2, max_turns=3, progress=False), registry=example_registry)
     finally:
         policy.close()
     assert stats.episodes == 2 and policy.calls == stats.rounds == 3 and policy.client.usage.conversations == 6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
@@ -10,6 +12,7 @@ import cligym_env  # noqa: F401  (registers CLIGym-v0)
 from agents.baselines import NoopPolicy, OraclePolicy
 from agents.rollout import run_episode
 from cligym_env.env import CLIGymEnv
+from cligym_env.error import ImageBuildError
 
 EXAMPLE_IDS = ["example-bad-permission", "example-corrupted-config", "example-missing-module"]
 
@@ -68,13 +71,37 @@ def test_episode_flow_and_info(env, docker_client):
 
 
 def test_step_limit_truncates_and_still_grades(example_registry, docker_client):
-    environment = gym.make("CLIGym-v0", registry=example_registry.path, max_steps=2,
+    """Gymnasium's own limit (`max_episode_steps`, via TimeLimit) grades too: it lowers the env's `max_steps`."""
+    environment = gym.make("CLIGym-v0", registry=example_registry.path, max_steps=5, max_episode_steps=2,
                            task_ids=["example-bad-permission"])
+    assert environment.spec.nondeterministic and environment.spec.max_episode_steps == 2
     environment.reset(seed=0)
+    name = environment.unwrapped.container_name
     assert environment.step("chmod +x /app/bin/inventory-report")[3] is False
     observation, reward, terminated, truncated, info = environment.step("echo done")
-    assert truncated and not terminated and reward == 1.0 and info["resolved"]
+    assert truncated and not terminated and reward == 1.0 and info["resolved"] and info["error"] is None
+    assert not docker_client.containers.list(all=True, filters={"name": name})  # graded and removed
     environment.close()
+
+
+def test_reset_skips_a_task_whose_image_cannot_be_built(example_registry, docker_client):
+    broken = example_registry.path / "example-unbuildable"
+    shutil.copytree(example_registry.path / "example-bad-permission", broken)
+    toml = broken / "task.toml"
+    toml.write_text(toml.read_text().replace('"example-bad-permission"', '"example-unbuildable"'))
+    dockerfile = broken / "environment" / "Dockerfile"
+    dockerfile.write_text(dockerfile.read_text() + "\nRUN echo cligym-broken-build && exit 3\n")
+    environment = gym.make("CLIGym-v0", registry=example_registry.path,
+                           task_ids=["example-unbuildable", "example-bad-permission"], max_steps=2)
+    try:
+        chosen = [environment.reset(seed=seed) for seed in range(4)]
+        assert {info["task_id"] for _, info in chosen} == {"example-bad-permission"}
+        skipped = chosen[-1][1]["skipped"]
+        assert list(skipped) == ["example-unbuildable"] and "exit 3" in skipped["example-unbuildable"]
+        with pytest.raises(ImageBuildError, match="example-unbuildable"):  # asked for by name: said, not skipped
+            environment.reset(options={"task_id": "example-unbuildable"})
+    finally:
+        environment.close()
 
 
 def test_partial_credit(example_registry, docker_client):
@@ -111,7 +138,7 @@ def test_seeded_task_choice_and_filters(example_registry, docker_client):
 def test_bad_input_gets_clear_errors(example_registry, docker_client):
     with pytest.raises(KeyError, match="example-bad-permision.*example-bad-permission"):
         gym.make("CLIGym-v0", registry=example_registry.path, task_ids=["example-bad-permision"])
-    with pytest.raises(ValueError, match="no task"):
+    with pytest.raises(ValueError, match="no task"):  # a ConfigError: a UsageError and a ValueError
         gym.make("CLIGym-v0", registry=example_registry.path, category="concurrency")
     environment = gym.make("CLIGym-v0", registry=example_registry.path)
     environment.reset(seed=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from cligym_env.images import BASE_IMAGE, PYTHON_IMAGE, ImageBuildError, bootstrap, build_environment, environment_tag
@@ -21,17 +23,17 @@ def test_tag_follows_content():
     assert environment_tag(one) != environment_tag(Environment("FROM x\nRUN false\n", {"a.txt": b"1"}))
 
 
-def test_build_once_then_cached(docker_client):
+def test_build_once_then_cached(docker_client, caplog):
     environment = Environment(f"FROM {BASE_IMAGE}\nCOPY hello.txt /hello.txt\n", {"hello.txt": b"hi from test"})
     tag = environment_tag(environment)
     if any(tag in image.tags for image in docker_client.images.list()):
         docker_client.images.remove(tag, force=True)
-    logs: list[str] = []
-    assert build_environment(docker_client, environment, log=logs.append) == tag
-    assert logs, "the first call builds"
-    logs.clear()
-    assert build_environment(docker_client, environment, log=logs.append) == tag
-    assert not logs, "the second call reuses the image"
+    caplog.set_level(logging.DEBUG, logger="cligym_env.images.build")
+    assert build_environment(docker_client, environment) == tag
+    assert any("COPY hello.txt" in record.getMessage() for record in caplog.records), "the first call builds"
+    caplog.clear()
+    assert build_environment(docker_client, environment) == tag
+    assert not caplog.records, "the second call reuses the image"
     assert read_from_image(docker_client, tag, "/hello.txt") == b"hi from test"
     docker_client.images.remove(tag, force=True)
 

@@ -28,10 +28,11 @@ def local_ray():
 @pytest.mark.timeout(600)
 def test_ray_rollout_of_the_oracle(local_ray, example_registry, docker_client, tmp_path: Path):
     from agents.ray_rollout import ray_rollout
+    from agents.rollout import RolloutConfig
 
     out = tmp_path / "ray.jsonl"
-    stats = ray_rollout(PolicySpec("oracle"), EXAMPLE_IDS, 2, out=out, registry=example_registry, workers=2, envs=2,
-                        progress=False)
+    stats = ray_rollout(PolicySpec("oracle"), EXAMPLE_IDS, out,
+                        RolloutConfig(episodes=2, envs=2, progress=False), registry=example_registry, workers=2)
 
     assert stats.episodes == 6 and stats.rewards == [1.0] * 6 and stats.rounds > 0
     trajectories = read_jsonl(out)
@@ -43,7 +44,8 @@ def test_ray_rollout_of_the_oracle(local_ray, example_registry, docker_client, t
     assert {t.extra["worker"]["docker_host"] for t in trajectories} == {
         os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")}
 
-    again = ray_rollout(PolicySpec("oracle"), EXAMPLE_IDS, 2, out=out, registry=example_registry, progress=False)
+    again = ray_rollout(PolicySpec("oracle"), EXAMPLE_IDS, out,
+                        RolloutConfig(episodes=2, progress=False), registry=example_registry)
     assert (again.episodes, again.skipped) == (0, 6) and len(read_jsonl(out)) == 6
 
     for host, pid in workers:  # the actors closed their envs: none of their containers is left

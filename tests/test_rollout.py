@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from agents.baselines import PLAUSIBLE_COMMANDS, NoopPolicy, OraclePolicy, RandomPolicy
 from agents.prompt import scripted_reply
-from agents.rollout import rollout, run_episode
+from agents.rollout import RolloutConfig, rollout, run_episode
 from agents.trajectory import SCHEMA_VERSION, Trajectory, append_jsonl, read_jsonl
 from cligym_env.env import CLIGymEnv
 from tests.conftest import own_containers
@@ -46,7 +47,8 @@ def no_containers(docker_client) -> bool:
 def test_oracle_rollout_over_two_envs_solves_every_example(example_registry, docker_client, tmp_path: Path):
     out = tmp_path / "oracle.jsonl"
     policy = CountingOracle(example_registry)
-    stats = rollout(policy, EXAMPLE_IDS, 1, out=out, envs=2, registry=example_registry, progress=False)
+    stats = rollout(policy, EXAMPLE_IDS, out,
+                    RolloutConfig(episodes=1, envs=2, progress=False), registry=example_registry)
 
     assert stats.episodes == 3 and stats.rewards == [1.0, 1.0, 1.0] and stats.skipped == 0
     # Lock-step: one act call per round, never more episodes at once than envs; 3 episodes of 2 turns each.
@@ -70,28 +72,31 @@ def test_oracle_rollout_over_two_envs_solves_every_example(example_registry, doc
 
 def test_resume_skips_finished_episodes_and_survives_a_torn_line(example_registry, docker_client, tmp_path: Path):
     out = tmp_path / "noop.jsonl"
-    first = rollout(NoopPolicy(), EXAMPLE_IDS[:2], 1, out=out, envs=2, registry=example_registry, progress=False)
+    first = rollout(NoopPolicy(), EXAMPLE_IDS[:2], out,
+                    RolloutConfig(episodes=1, envs=2, progress=False), registry=example_registry)
     assert first.episodes == 2
     before = out.read_bytes()
     with out.open("ab") as sink:
         sink.write(b'{"task_id": "example-bad-perm')  # a crash in the middle of a write
 
-    again = rollout(NoopPolicy(), EXAMPLE_IDS[:2], 2, out=out, envs=2, registry=example_registry, progress=False)
+    again = rollout(NoopPolicy(), EXAMPLE_IDS[:2], out,
+                    RolloutConfig(episodes=2, envs=2, progress=False), registry=example_registry)
 
     assert (again.episodes, again.skipped) == (2, 2)
     assert out.read_bytes().startswith(before)  # earlier lines untouched, torn line gone
     keys = sorted((t.task_id, t.episode) for t in read_jsonl(out))
     assert keys == [(task_id, index) for task_id in EXAMPLE_IDS[:2] for index in (0, 1)]
     assert all(t.reward == 0.0 and t.end == "submitted" and not t.steps for t in read_jsonl(out))
-    nothing = rollout(NoopPolicy(), EXAMPLE_IDS[:2], 2, out=out, envs=2, registry=example_registry, progress=False)
+    nothing = rollout(NoopPolicy(), EXAMPLE_IDS[:2], out,
+                      RolloutConfig(episodes=2, envs=2, progress=False), registry=example_registry)
     assert (nothing.episodes, nothing.skipped, nothing.rounds) == (0, 4, 0)
     assert no_containers(docker_client)
 
 
 def test_random_policy_is_seeded_per_episode_and_fails(example_registry, docker_client, tmp_path: Path):
     out = tmp_path / "random.jsonl"
-    stats = rollout(RandomPolicy(seed=3), EXAMPLE_IDS[:1], 3, out=out, envs=3, registry=example_registry,
-                    progress=False)
+    stats = rollout(RandomPolicy(seed=3), EXAMPLE_IDS[:1], out,
+                    RolloutConfig(episodes=3, envs=3, progress=False), registry=example_registry)
     assert stats.episodes == 3
     for t in read_jsonl(out):
         assert t.reward == 0.0 and all(command in PLAUSIBLE_COMMANDS for command in t.commands)
@@ -141,12 +146,13 @@ def test_an_env_failure_keeps_finished_episodes_and_leaves_no_container(example_
                                                                          tmp_path: Path):
     out = tmp_path / "flaky.jsonl"
     with pytest.raises(RuntimeError, match="docker went away"):
-        rollout(OraclePolicy(example_registry), EXAMPLE_IDS, 1, out=out, envs=3, registry=example_registry,
-                env_factory=lambda: FlakyEnv(example_registry, max_steps=31), progress=False)
+        rollout(OraclePolicy(example_registry), EXAMPLE_IDS, out,
+                RolloutConfig(episodes=1, envs=3, progress=False),
+                registry=example_registry, env_factory=lambda: FlakyEnv(example_registry, max_steps=31))
     assert sorted(t.task_id for t in read_jsonl(out)) == EXAMPLE_IDS[:2]  # the same round's successes were saved
     assert no_containers(docker_client)
-    resumed = rollout(OraclePolicy(example_registry), EXAMPLE_IDS, 1, out=out, envs=3, registry=example_registry,
-                      progress=False)
+    resumed = rollout(OraclePolicy(example_registry), EXAMPLE_IDS, out,
+                      RolloutConfig(episodes=1, envs=3, progress=False), registry=example_registry)
     assert (resumed.episodes, resumed.skipped, resumed.rewards) == (1, 2, [1.0])
 
 
@@ -166,8 +172,8 @@ class Saboteur:
 def test_an_episode_that_fails_is_recorded_with_its_error_and_the_rollout_goes_on(example_registry, docker_client,
                                                                                  tmp_path: Path):
     out = tmp_path / "saboteur.jsonl"
-    stats = rollout(Saboteur(example_registry), EXAMPLE_IDS, 1, out=out, envs=2, registry=example_registry,
-                    progress=False)
+    stats = rollout(Saboteur(example_registry), EXAMPLE_IDS, out,
+                    RolloutConfig(episodes=1, envs=2, progress=False), registry=example_registry)
     trajectories = {t.task_id: t for t in read_jsonl(out)}
     assert stats.episodes == 3 and set(trajectories) == set(EXAMPLE_IDS)
     failed = trajectories["example-bad-permission"]
@@ -176,3 +182,17 @@ def test_an_episode_that_fails_is_recorded_with_its_error_and_the_rollout_goes_o
     assert all(trajectories[t].reward == 1.0 and trajectories[t].error is None and trajectories[t].tamper == []
                for t in EXAMPLE_IDS if t != "example-bad-permission")
     assert no_containers(docker_client)
+
+
+def test_a_task_whose_image_cannot_be_built_is_skipped_not_fatal(example_registry, docker_client, tmp_path: Path):
+    broken = example_registry.path / "example-unbuildable"
+    shutil.copytree(example_registry.path / "example-bad-permission", broken)
+    toml = broken / "task.toml"
+    toml.write_text(toml.read_text().replace('"example-bad-permission"', '"example-unbuildable"'))
+    (broken / "environment" / "Dockerfile").write_text("FROM cligym/no-such-base:image\n")
+    out = tmp_path / "skip.jsonl"
+    stats = rollout(NoopPolicy(), ["example-unbuildable"], out, RolloutConfig(episodes=2, envs=2, progress=False),
+                    registry=example_registry)  # the env tests show reset going on with the other tasks
+    assert list(stats.unbuildable) == ["example-unbuildable"]
+    assert "cligym/no-such-base" in stats.unbuildable["example-unbuildable"]
+    assert stats.episodes == 0 and read_jsonl(out) == []

@@ -282,3 +282,23 @@ def test_two_processes_add_concurrently(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     assert registry.ids() == expected and len(registry) == 100 and registry.problems() == []
     assert len(registry.query(project="beta")) == 50
+
+
+def test_jsonl_log_survives_a_torn_line_and_publish_never_shows_half(tmp_path: Path) -> None:
+    from cligym_env.files import append_jsonl, publish, read_jsonl
+
+    log = tmp_path / "runs" / "log.jsonl"
+    append_jsonl(log, [{"a": 1}, {"b": 2}])
+    with log.open("ab") as sink:
+        sink.write(b'{"torn": ')  # a crash mid-write
+    assert read_jsonl(log) == [{"a": 1}, {"b": 2}]
+    append_jsonl(log, [{"c": 3}])
+    assert read_jsonl(log) == [{"a": 1}, {"b": 2}, {"c": 3}] and log.read_bytes().endswith(b'{"c": 3}\n')
+    final, staging = tmp_path / "report.txt", tmp_path / ".report.txt.tmp"
+    final.write_text("old")
+    staging.write_text("new")
+    with pytest.raises(FileExistsError):
+        publish(staging, final)
+    publish(staging, final, overwrite=True)
+    assert final.read_text() == "new" and not staging.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt", "runs"]  # nothing left aside

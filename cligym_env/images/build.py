@@ -7,6 +7,7 @@ same environment share one image; no registry is needed.
 from __future__ import annotations
 
 import io
+import logging
 import re
 import tarfile
 from typing import Callable, Mapping
@@ -17,6 +18,8 @@ from docker.errors import BuildError, ImageNotFound
 from cligym_env.images.recipes import find_recipe
 from cligym_env.tasks.task import Environment
 from cligym_env.error import ImageBuildError
+
+logger = logging.getLogger(__name__)
 
 
 def image_exists(client: docker.DockerClient, tag: str) -> bool:
@@ -38,8 +41,10 @@ def environment_tag(environment: Environment, repository: str = "cligym/env") ->
 
 
 def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: Mapping[str, bytes] = {},
-                *, log: Callable[[str], None] | None = None, what: str = "image") -> str:
-    """Build `tag` unless it exists. `what` names the thing being built in errors (e.g. 'task click-x')."""
+                *, what: str = "image", log: Callable[[str], None] | None = None) -> str:
+    """Build `tag` unless it exists. `what` names the thing being built in errors (e.g. 'task click-x'); the
+    build's output is logged at DEBUG level (`log`, deprecated, also gets each line until its callers move to
+    logging)."""
     if image_exists(client, tag):
         return tag
     for base in base_images(dockerfile):
@@ -47,7 +52,7 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
             continue
         recipe = find_recipe(base)
         if recipe:  # e.g. a gold image: rebuilt from the recipe saved beside the registry
-            build_image(client, base, *recipe, log=log, what=f"{base} (from its saved recipe)")
+            build_image(client, base, *recipe, what=f"{base} (from its saved recipe)", log=log)
         else:
             raise ImageBuildError(
                 f"{what}: its Dockerfile starts FROM {base}, which is not on this Docker host and no registry is "
@@ -61,13 +66,15 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
             archive.addfile(info, io.BytesIO(data))
     context.seek(0)
     lines: list[str] = []
+    logger.info("building %s (%s)", what, tag)
     try:
         for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
                                       decode=True, labels={"cligym.managed-image": "1"}):
             text = chunk.get("stream") or chunk.get("status") or ""
             if text.strip():
                 lines.append(text.rstrip())
-                if log:
+                logger.debug("%s: %s", what, text.rstrip())
+                if log is not None:
                     log(text.rstrip())
             if "error" in chunk:
                 raise BuildError(chunk["error"], lines)
@@ -77,7 +84,6 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
     return tag
 
 
-def build_environment(client: docker.DockerClient, environment: Environment, *, what: str = "environment",
-                      log: Callable[[str], None] | None = None) -> str:
+def build_environment(client: docker.DockerClient, environment: Environment, *, what: str = "environment") -> str:
     return build_image(client, environment_tag(environment), environment.dockerfile, dict(environment.files),
-                       log=log, what=what)
+                       what=what)

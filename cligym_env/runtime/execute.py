@@ -6,7 +6,6 @@ what the tests themselves import, so commands are absolute paths into the read-o
 
 from __future__ import annotations
 
-import select
 import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -14,6 +13,7 @@ from typing import Mapping, Sequence
 import docker
 
 from cligym_env.runtime.output import CappedOutput, demultiplex
+from cligym_env.runtime.stream import open_stream, readable
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,13 @@ def run_argv(api: docker.APIClient, container_id: str, argv: Sequence[str], *, t
     """Run `argv`; past `timeout` seconds stop reading and report a timeout (the caller discards the container)."""
     exec_id = api.exec_create(container_id, list(argv), stdin=False, tty=False, environment=dict(env or {}),
                               workdir=workdir)["Id"]
-    sock = api.exec_start(exec_id, socket=True)._sock
+    sock = open_stream(api.exec_start(exec_id, socket=True))
     output, frames = CappedOutput(max_output_bytes), bytearray()
     deadline = time.monotonic() + timeout
     try:
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+            if remaining <= 0 or not readable(sock, remaining):
                 return ExecResult(None, output.text(), timed_out=True)
             data = sock.recv(1 << 16)
             if not data:

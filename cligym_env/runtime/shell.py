@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import re
 import secrets
-import select
 import socket
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import docker
 
 from cligym_env.runtime.output import CappedOutput, demultiplex
+from cligym_env.runtime.stream import open_stream, readable
 from cligym_env.error import ShellError
 
 SHELL_ENV = {"TERM": "dumb", "PAGER": "cat", "GIT_PAGER": "cat", "DEBIAN_FRONTEND": "noninteractive"}
@@ -81,7 +81,7 @@ class PersistentShell:
         self.max_output_bytes = max_output_bytes
         self._marker = f"__CLIGYM_DONE_{secrets.token_hex(8)}__"
         self._done = re.compile(rb"\n" + self._marker.encode() + rb"(\d+)\n$")
-        self._sock: socket.socket | None = None
+        self._sock: Any = None  # a socket.socket, ssl.SSLSocket or paramiko Channel: see open_stream
         self._frames = bytearray()
         self.pid = 0
 
@@ -90,7 +90,7 @@ class PersistentShell:
         """Start bash with the image's environment, as `docker exec` gives it (`$BASH_ENV` honoured)."""
         env = {**SHELL_ENV, "BASH_ENV": ""} if clean else SHELL_ENV
         exec_id = self.api.exec_create(self.container_id, ["bash"], stdin=True, tty=False, environment=env)["Id"]
-        self._sock = self.api.exec_start(exec_id, socket=True)._sock
+        self._sock = open_stream(self.api.exec_start(exec_id, socket=True))
         self._frames.clear()
         # The set-up line answers like a command does, with the shell's pid in place of an exit code.
         setup = f"exec 2>&1; unset PROMPT_COMMAND; PS1=''; echo; echo {self._marker}$$"
@@ -107,10 +107,11 @@ class PersistentShell:
 
     def _close_socket(self) -> None:
         if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            for end in (lambda: self._sock.shutdown(socket.SHUT_RDWR), self._sock.close):  # bash sees end of input
+                try:
+                    end()
+                except OSError:
+                    pass
             self._sock = None
 
     # -- running commands --------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class PersistentShell:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._sock], [], [], remaining)[0]:
+            if remaining <= 0 or not readable(self._sock, remaining):
                 return CommandResult(text, output.text(), None, 0.0, timed_out=True, output_truncated=output.truncated)
             try:
                 data = self._sock.recv(1 << 16)
@@ -182,3 +183,4 @@ class PersistentShell:
                 output.drop_last(len(match.group(0)))
                 return CommandResult(text, output.text(), int(match.group(1)), 0.0,
                                      output_truncated=output.truncated)
+

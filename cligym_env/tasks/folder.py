@@ -7,20 +7,18 @@ Every malformed folder raises `TaskError` naming the file and field and saying h
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import errno
 import os
-import secrets
-import shutil
 import tomllib
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
+import jsonschema
 import tomli_w
 
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata, Task, TaskError, Tests
 from cligym_env.error import TaskExistsError
+from cligym_env.files import staged_folder
 
 TASK_FILE = "task.toml"
 INSTRUCTION_FILE = "instruction.md"
@@ -37,34 +35,35 @@ _REQUIRED_FILES = {
     SOLUTION_FILE: "the oracle fix that proves the task can be solved",
 }
 
-# kind -> (check, what it must be, example value)
-_KINDS: dict[str, tuple[Callable[[Any], bool], str, str]] = {
-    "text": (lambda v: isinstance(v, str), "a string", '"..."'),
-    "flag": (lambda v: isinstance(v, bool), "true or false", "false"),
-    "seconds": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number of seconds", "600"),
-    "test ids": (
-        lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v),
-        "a list of test id strings",
-        '["tests/test_app.py::test_fix"]',
-    ),
-    "strings": (lambda v: isinstance(v, list) and all(isinstance(item, str) for item in v), "a list of strings",
-                '["-q"]'),
-    "table": (lambda v: isinstance(v, dict), "a table", "{}"),
+# The task.toml schema (JSON Schema, checked by `jsonschema`). Each field's "x-what" and "x-example" make the message
+# for a wrong value: "field `tests.timeout` must be a number of seconds, not a string 'ten'; e.g. timeout = 600".
+_TEXT = {"type": "string", "x-what": "a string", "x-example": '"..."'}
+_FLAG = {"type": "boolean", "x-what": "true or false", "x-example": "false"}
+_STRINGS = {"type": "array", "items": {"type": "string"}, "x-what": "a list of strings", "x-example": '["-q"]'}
+_TEST_IDS = {**_STRINGS, "x-what": "a list of test id strings", "x-example": '["tests/test_app.py::test_fix"]'}
+_TABLE = {"type": "object", "x-what": "a table", "x-example": "{}"}
+
+
+def _section(fields: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {**_TABLE, "properties": fields, "additionalProperties": False, "required": list(required)}
+
+
+TASK_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    **_section({
+        "id": _TEXT,
+        "metadata": _section({"project": _TEXT, "category": _TEXT, "difficulty": _TEXT, "hint": _FLAG,
+                              "generator": _TEXT, "created_at": _TEXT, "extra": _TABLE}),
+        "environment": _section({"network": _FLAG}),
+        "tests": _section({
+            "runner": _TEXT, "python": _TEXT, "workdir": _TEXT, "rootdir": _TEXT, "pytest_args": _STRINGS,
+            "plugins": _STRINGS, "command": _TEXT, "directory": _TEXT,
+            "timeout": {"type": "number", "x-what": "a number of seconds", "x-example": "600"},
+            "fail_to_pass": _TEST_IDS, "pass_to_pass": _TEST_IDS,
+        }, required=("fail_to_pass",)),
+    }, required=("id", "tests")),
 }
-_SCHEMA: dict[str, dict[str, str]] = {  # section ("" = top level) -> field -> kind
-    "": {"id": "text", "metadata": "table", "environment": "table", "tests": "table"},
-    "metadata": {
-        "project": "text", "category": "text", "difficulty": "text", "hint": "flag",
-        "generator": "text", "created_at": "text", "extra": "table",
-    },
-    "environment": {"network": "flag"},
-    "tests": {
-        "runner": "text", "python": "text", "workdir": "text", "rootdir": "text", "pytest_args": "strings",
-        "plugins": "strings", "command": "text", "directory": "text", "timeout": "seconds",
-        "fail_to_pass": "test ids", "pass_to_pass": "test ids",
-    },
-}
-_REQUIRED_FIELDS = ("id", "tests.fail_to_pass")
+_VALIDATOR = jsonschema.Draft202012Validator(TASK_SCHEMA)
 
 
 def load_task(folder: Path) -> Task:
@@ -105,19 +104,12 @@ def write_task(task: Task, parent: Path, *, overwrite: bool = False) -> Path:
     if final.exists() and not overwrite:
         raise _exists(final)
     contents = _render(task)  # everything is checked before the disk is touched
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = parent / f".{task.id}.tmp-{secrets.token_hex(6)}"
-    staging.mkdir()
-    try:
+    with staged_folder(final, overwrite=overwrite, exists=_exists) as staging:
         for relative, data in contents.items():
             path = staging / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
         (staging / SOLUTION_FILE).chmod(0o755)
-        _move_into_place(staging, final, overwrite)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return final
 
 
@@ -152,22 +144,42 @@ def _parse(folder: Path) -> tuple[str, Metadata, bool, dict[str, Any]]:
 
 
 def _check(document: dict[str, Any], where: Path) -> None:
-    """Reject unknown fields (suggesting the close name), wrong types and missing required fields."""
-    for section, fields in _SCHEMA.items():
-        for key, value in (document.get(section, {}) if section else document).items():
-            name = f"{section}.{key}" if section else key
-            if key not in fields:
-                raise TaskError(f"{where}: unknown field `{name}`; {_choose(key, list(fields))}")
-            check, expected, example = _KINDS[fields[key]]
-            if not check(value):
-                fix = f"write it as a [{name}] section" if fields[key] == "table" else f"e.g. {key} = {example}"
-                raise TaskError(f"{where}: field `{name}` must be {expected}, not {_describe(value)}; {fix}")
-    for name in _REQUIRED_FIELDS:
-        section, _, key = name.rpartition(".")
-        if key not in (document.get(section, {}) if section else document):
-            example = _KINDS[_SCHEMA[section][key]][2]
-            place = f" under [{section}]" if section else " at the top"
-            raise TaskError(f"{where}: required field `{name}` is missing; add {key} = {example}{place}")
+    """Validate against `TASK_SCHEMA`; the first error names the field, what it must be and a fix."""
+    error = min(_VALIDATOR.iter_errors(document), key=lambda e: (len(e.path), str(list(e.path))), default=None)
+    if error is None:
+        return
+    path = [str(part) for part in error.path if not isinstance(part, int)]
+    name = ".".join(path)
+    if error.validator == "additionalProperties":
+        allowed = list(error.schema["properties"])
+        key = next(key for key in error.instance if key not in allowed)
+        raise TaskError(f"{where}: unknown field `{'.'.join([*path, key])}`; {_choose(key, allowed)}")
+    if error.validator == "required":
+        key = next(key for key in error.validator_value if key not in error.instance)
+        example = error.schema["properties"][key].get("x-example", "...")
+        place = f" under [{name}]" if name else " at the top"
+        raise TaskError(f"{where}: required field `{'.'.join([*path, key])}` is missing; add {key} = {example}{place}")
+    field = error.schema if "x-what" in error.schema else _field_schema(error)
+    key = path[-1] if path else "?"
+    fix = f"write it as a [{name}] section" if field.get("type") == "object" else f"e.g. {key} = {field['x-example']}"
+    shown = error.instance if len(error.path) == len(path) else _value_at(document, path)
+    raise TaskError(f"{where}: field `{name}` must be {field['x-what']}, not {_describe(shown)}; {fix}")
+
+
+def _field_schema(error: jsonschema.ValidationError) -> dict[str, Any]:
+    """The schema of the field an error inside it (e.g. a list item of the wrong type) belongs to."""
+    schema: dict[str, Any] = TASK_SCHEMA
+    for part in error.path:
+        if isinstance(part, int):
+            break
+        schema = schema["properties"][part]
+    return schema
+
+
+def _value_at(document: dict[str, Any], path: list[str]) -> Any:
+    for part in path:
+        document = document[part]
+    return document
 
 
 def _render(task: Task) -> dict[str, bytes]:
@@ -206,31 +218,6 @@ def _render(task: Task) -> dict[str, bytes]:
                 raise TaskError(f"task {task.id}: {field} must not contain {relative!r}; it has its own field")
             contents[f"{directory}/{path}"] = bytes(data)
     return contents
-
-
-def _move_into_place(staging: Path, final: Path, overwrite: bool) -> None:
-    """Rename staging to final; with overwrite, move the old folder aside and delete it only once the new one is in."""
-    aside: list[Path] = []
-    try:
-        while True:
-            try:
-                os.rename(staging, final)
-                break
-            except OSError as error:
-                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                    raise
-                if not overwrite:
-                    raise _exists(final) from None
-            old = final.with_name(f".{final.name}.old-{secrets.token_hex(6)}")
-            with contextlib.suppress(FileNotFoundError):  # another writer moved it first: just retry
-                os.rename(final, old)
-                aside.append(old)
-    except BaseException:
-        if aside and not final.exists():
-            os.rename(aside.pop(), final)
-        raise
-    for old in aside:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _task(folder: Path, **fields: Any) -> Task:

@@ -11,13 +11,13 @@ import contextlib
 import difflib
 import json
 import os
-import secrets
 import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, Iterator
 
 from cligym_env import paths
+from cligym_env.files import hidden_sibling
 from cligym_env.tasks.folder import TASK_FILE, load_task, read_summary, write_task
 from cligym_env.tasks.task import TASK_ID_PATTERN, Task, TaskError
 from cligym_env.error import UnknownTaskError
@@ -84,7 +84,7 @@ class Registry:
         """Delete a task folder, malformed ones too; it is moved aside first so no reader sees half a task."""
         if not (TASK_ID_PATTERN.match(task_id) and (self.path / task_id).is_dir()):
             raise self._unknown(task_id)
-        doomed = self.path / f".{task_id}.removing-{secrets.token_hex(6)}"
+        doomed = hidden_sibling(self.path / task_id, "removing")
         os.rename(self.path / task_id, doomed)
         with self._transaction() as db:
             db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
