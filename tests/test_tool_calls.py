@@ -12,7 +12,7 @@ import pytest
 from agents import prompt
 from agents.llm_policy import LLMPolicy
 from agents.policy import Reply
-from agents.rollout import rollout
+from agents.rollout import RolloutConfig, rollout
 from agents.sft import IGNORE, export
 from agents.trajectory import Trajectory, Turn, read_jsonl
 from cligym_env.error import LLMError
@@ -108,10 +108,10 @@ def test_tool_call_rollouts_write_token_exact_trajectories_that_export_to_sft(
 
     policy = LLMPolicy(vllm_engine, SamplingSettings(temperature=1.0, max_tokens=24, seed=5, logprobs=True),
                        name="vllm", actions="tools")
-    stats = rollout(policy, [TASK], 1, out=tmp_path / "vllm.jsonl", envs=1, registry=example_registry,
-                    max_turns=2, progress=False)
+    stats = rollout(policy, [TASK], tmp_path / "vllm.jsonl", RolloutConfig(envs=1, max_turns=2, progress=False),
+                    registry=example_registry)
     oracle = ToolOracle(example_registry.get(TASK).solution.strip())
-    rollout(oracle, [TASK], 1, out=tmp_path / "oracle.jsonl", envs=1, registry=example_registry, progress=False)
+    rollout(oracle, [TASK], tmp_path / "oracle.jsonl", RolloutConfig(envs=1, progress=False), registry=example_registry)
     assert not own_containers(docker_client)
 
     [garbage] = read_jsonl(tmp_path / "vllm.jsonl")
