@@ -1,4 +1,8 @@
-"""Where cligym keeps its registry and caches: `$CLIGYM_HOME`, else a per-user default."""
+"""Where cligym keeps its registry and caches: `$CLIGYM_HOME`, else a per-user default.
+
+Caches (downloads, image manifests, harness wheels) are content-addressed, so several homes may share one:
+`$CLIGYM_CACHE` puts it elsewhere (the test suite shares one cache across its per-test homes).
+"""
 
 from __future__ import annotations
 
@@ -19,4 +23,5 @@ def registry_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    return home() / "cache"
+    configured = os.environ.get("CLIGYM_CACHE")
+    return Path(configured).expanduser() if configured else home() / "cache"

@@ -49,9 +49,24 @@ def docker_client() -> docker.DockerClient:
     assert not leftovers, f"tests left cligym containers behind: {[c.name for c in leftovers]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cligym_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache for the whole session: what it holds is content-addressed (sdists, wheels, image manifests,
+    the harness's wheels), and making it again in every test's home would cost a minute per home."""
+    cache = tmp_path_factory.getbasetemp() / "cligym-cache"
+    saved = os.environ.get("CLIGYM_CACHE")
+    os.environ["CLIGYM_CACHE"] = str(cache)
+    yield cache
+    if saved is None:
+        os.environ.pop("CLIGYM_CACHE", None)
+    else:
+        os.environ["CLIGYM_CACHE"] = saved
+
+
 @pytest.fixture(autouse=True)
 def cligym_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own CLIGYM_HOME, so the user's registry and caches are never touched."""
+    """Each test gets its own CLIGYM_HOME (and the session's cache), so the user's registry and caches are never
+    touched."""
     home = tmp_path / "cligym-home"
     monkeypatch.setenv("CLIGYM_HOME", str(home))
     return home

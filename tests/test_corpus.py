@@ -71,7 +71,9 @@ def test_a_wheel_that_does_not_match_its_pinned_hash_is_refused(pack_copy: Path,
     assert not list((tmp_path / "r").glob(f"{gold.project}-*"))
 
 
-def test_an_sdist_that_does_not_match_its_pinned_hash_is_refused(cligym_home: Path, tmp_path: Path) -> None:
+def test_an_sdist_that_does_not_match_its_pinned_hash_is_refused(cligym_home: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLIGYM_CACHE", str(cligym_home / "cache"))  # its own cache: this one gets corrupted
     pack = load_pack(SAMPLE)
     gold = pack.golds[sorted(pack.golds)[0]]
     cached = cligym_home / "cache" / "sdists" / f"{gold.project}-{gold.version}" / gold.sdist.filename

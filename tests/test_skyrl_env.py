@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import own_containers
-from tests.shared_home import cligym_home  # noqa: F401  (one CLIGYM_HOME: grading caches there)
 
 skyrl_gym = pytest.importorskip("skyrl_gym")  # the `skyrl` extra
 pytestmark = pytest.mark.timeout(300)

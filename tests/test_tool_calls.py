@@ -18,7 +18,6 @@ from agents.trajectory import Trajectory, Turn, read_jsonl
 from cligym_env.error import LLMError
 from cligym_env.llm import SamplingSettings, template_messages
 from tests.conftest import own_containers
-from tests.shared_home import cligym_home  # noqa: F401  (one CLIGYM_HOME: grading caches there)
 
 try:
     import vllm  # noqa: F401

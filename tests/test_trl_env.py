@@ -9,7 +9,6 @@ import pytest
 
 from agents.trl_env import CLIGymToolEnv, close_all, dataset
 from tests.conftest import own_containers
-from tests.shared_home import cligym_home  # noqa: F401  (one CLIGYM_HOME: grading caches there)
 
 for extra in ("datasets", "transformers", "trl"):  # the `train` extra
     pytest.importorskip(extra)
