@@ -10,6 +10,8 @@ did not look at, or make the grade fail in a way that is blamed on the infrastru
 - `._pth` files beside the interpreter (CPython 3.11 honours them on Linux too: they replace `sys.path`);
 - the stdlib modules the runner imports before pytest, the interpreter hard-linked to a script, and bytecode
   (hash-based, unchecked) for an altered source;
+- a pytest configuration file of the gold environment deleted (`filterwarnings = error` gone: a warning the
+  breakage causes no longer fails the test);
 - the hidden tests' parent folder made a link that Docker's archive API cannot follow (an "infrastructure"
   failure would take the episode out of pass@k and drop the audit's findings with it).
 
@@ -22,7 +24,12 @@ from __future__ import annotations
 import pytest
 
 from test_redteam import (EXAMPLES, FAKE_MODULES, FORCE_PASS, RT, STAGE, assert_defeated, cligym_home,  # noqa: F401
-                          play, put, py, registry, shared_home)
+                          make_task, play, put, py, registry, shared_home, task_id)
+
+from cligym_env.images import build_environment
+from cligym_env.images.build import build_image, environment_tag
+from cligym_env.runtime.shell import script_command
+from cligym_env.tasks import Registry
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -71,18 +78,72 @@ print(pyc)
 }
 
 
+# What is never read needs no finding: the run is simply not resolved.
+NOT_READ = {"unchecked-hash-pyc-of-altered-source"}
+
+
 @pytest.mark.parametrize("name", ATTACKS)
 def test_attack_earns_nothing(registry, name):
     staging = [*STAGE, put(f"{RT}/in_process.py", IN_PROCESS)]
-    assert_defeated(play(registry, "assertion", [*staging, *ATTACKS[name]]))
+    episode = play(registry, "assertion", [*staging, *ATTACKS[name]])
+    assert_defeated(episode)
+    if name not in NOT_READ:  # the forged code works (the tests pass with it): only the audit stands in the way
+        assert episode.info["tamper"], episode.describe()
 
 
 def test_tests_parent_linked_where_docker_cannot_follow_is_the_policys_failure(registry):
     """`/cligym` (the hidden tests' parent) made a link through /proc: the tests cannot be put in place, and that
     is the policy's doing (else the episode leaves pass@k, and the altered module's finding with it)."""
     episode = play(registry, "assertion", [put("/tmp/core.py", PATCHED_CORE), f"cat /tmp/core.py > {CORE}",
-                                           "mkdir -p /app/rtc && rm -rf /cligym && ln -s /proc/self/cwd/rtc /cligym"])
+                                           "mkdir -p /app/rtc && rm -rf /cligym && ln -s /proc/self/cwd/app/rtc /cligym"])
     assert episode.reward == 0.0, episode.describe()
     error = (episode.info or {}).get("error")
     assert error is None or error["policy_caused"] is True, episode.describe()
     assert error or episode.info["tamper"], episode.describe()
+
+
+# -- a pytest configuration of the gold environment, deleted ---------------------------------------------------
+
+QUIET_TEST = """import warnings
+
+from inventory import load_settings
+
+
+def test_quiet():
+    if load_settings()["currency"] != "EUR":
+        warnings.warn("prices are not in euros", UserWarning)
+"""
+
+
+@pytest.fixture(scope="module")
+def layered(registry, docker_client, tmp_path_factory) -> Registry:
+    """A task made like `cligym generate` makes them: a gold image whose /cligym/pytest.ini turns warnings into
+    errors, and the task image FROM it with the breakage; its one fail-to-pass test warns unless prices are in EUR."""
+    healthy = environment_tag(registry.get(task_id("assertion")).environment)
+    gold = build_image(docker_client, f"cligym/redteam-gold:{healthy.split(':')[1][:12]}",
+                       f"FROM {healthy}\nRUN sed -i 's/^currency = USD$/currency = EUR/' /etc/inventory/settings.ini"
+                       " && mkdir -p /cligym && printf '[pytest]\\nfilterwarnings = error\\n' > /cligym/pytest.ini\n",
+                       what="red-team gold image")
+    path = tmp_path_factory.mktemp("layered-registry")
+    make_task(path, "assertion")
+    folder = path / task_id("assertion")
+    (folder / "environment" / "Dockerfile").write_text(
+        f"FROM {gold}\nRUN sed -i 's/^currency = EUR$/currency = USD/' /etc/inventory/settings.ini\n")
+    (folder / "tests" / "test_inventory.py").write_text(QUIET_TEST)
+    toml = (folder / "task.toml").read_text()
+    toml = toml.replace(toml[toml.index("fail_to_pass = "):toml.index("\n", toml.index("pass_to_pass = "))],
+                        'fail_to_pass = ["test_inventory.py::test_quiet"]\npass_to_pass = []')
+    (folder / "task.toml").write_text(toml)
+    tasks = Registry(path)
+    build_environment(docker_client, tasks.get(task_id("assertion")).environment, what="red-team layered task")
+    return tasks
+
+
+def test_deleting_the_gold_pytest_config_earns_nothing(layered):
+    oracle = play(layered, "assertion", [script_command(layered.get(task_id("assertion")).solution)])
+    assert oracle.reward == 1.0, oracle.describe()
+    noop = play(layered, "assertion", [])
+    assert noop.info["tests"] == {"test_inventory.py::test_quiet": "failed"}, noop.describe()  # the warning fails it
+    episode = play(layered, "assertion", ["rm /cligym/pytest.ini"])
+    assert_defeated(episode)
+    assert any("/cligym/pytest.ini" in finding for finding in episode.info["tamper"]), episode.describe()

@@ -39,7 +39,9 @@ from cligym_env.error import AuditIncomplete
 
 log = logging.getLogger(__name__)
 
-CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", ".so", ".zip", ".egg")  # zips import (python311.zip)
+# zips import (python311.zip); a `._pth` file beside the interpreter replaces sys.path (on Linux too, since 3.11)
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", "._pth", ".so", ".zip", ".egg")
+BYTECODE = (".pyc", ".pyo")
 CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
                           "tox.ini", "setup.cfg",
                           "sitecustomize.py", "usercustomize.py", "pytest.py", "pyvenv.cfg", "ld.so.preload"})
@@ -47,6 +49,9 @@ SCRATCH = ("/tmp/", "/var/tmp/", "/root/", "/home/", "/run/", "/dev/shm/", "/var
 # Mounted by Docker itself into every container (the init binary, network files): not the policy's.
 IGNORED = ("/proc/", "/sys/", "/dev/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
            "/usr/sbin/docker-init")
+# What pytest reads from the folders above the tests: a file of these deleted changes how the tests are judged.
+PYTEST_CONFIGS = ("conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
+                  "tox.ini", "setup.cfg")
 MAX_AUDITED = 100_000
 MAX_MOVED_SIZES = 20  # a repair moves back a few files; a policy must not make the lookup walk the image forever
 PATH_MAX = 4096
@@ -92,17 +97,19 @@ def protected(path: str, mode: int) -> bool:
         return True
     if name.endswith(".so") or ".so." in name:  # the loader cache can point anywhere, scratch folders included
         return True
-    if path.startswith(SCRATCH) or "/__pycache__/" in path:
-        return False
+    if path.startswith(SCRATCH) or ("/__pycache__/" in path and name.endswith(BYTECODE)):
+        return False  # bytecode caches are never read (empty pycache prefix); a source in one is still code
     parents = set(PurePosixPath(path).parent.parts)
     return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES)
             or bool(parents & {"bin", "sbin", "libexec"}) or path.startswith("/etc/ld.so."))
 
 
 def audit(client: docker.DockerClient, grading_container: str, mount: Mount, changes: Iterable[tuple[str, int]],
-          images: Sequence[str], harness: str, skip: Iterable[str] = ()) -> list[str]:
+          images: Sequence[str], harness: str, skip: Iterable[str] = (), pytest_dirs: Iterable[str] = ()) -> list[str]:
     """Findings (empty when clean) for the paths the policy added or modified (`docker diff` kinds 0 and 1);
-    `images` are the task image and those it was built FROM, whose content is trusted."""
+    `images` are the task image and those it was built FROM, whose content is trusted. A pytest configuration
+    file of the images built FROM (the gold environment) in one of `pytest_dirs` must still be there: deleting
+    one (`filterwarnings = error`, `xfail_strict`, a conftest's fixtures) changes how the tests are judged."""
     skipped = tuple(f"{s.rstrip('/')}/" for s in skip)
     changed = sorted({p for p, kind in changes if kind in (0, 1) and not p.startswith(IGNORED + skipped)
                       and p not in {i.rstrip("/") for i in IGNORED}})
@@ -127,14 +134,29 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
                            moved={f"{sizes.get(p, -1)}:{digests[p]}" for p in unknown if p in digests})
     findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
                 for p in files if not trusted.trusts(p, digests.get(p, ""))]
-    changed_set = set(changed)
     for link, target in targets.items():  # a link may not lead out of the audited world
-        if f"{target}/".startswith(SCRATCH):
+        if not target:
+            findings.append(f"{link} is a link that cannot be followed the same way by the audit and the tests "
+                            "(through /proc/self, dangling, or an unprintable name)")
+        elif f"{target}/".startswith(SCRATCH):
             findings.append(f"{link} was pointed into the scratch folder {target}, which is not audited")
-        elif target in changed_set and target in digests and protected(target, 0) \
-                and not trusted.trusts(target, digests[target]):
+        elif (protected(link, stat.S_IFREG) or protected(target, 0)) and target in digests \
+                and not trusted.trusts(target, digests[target]):  # judged as what it stands in for, not by its name
             findings.append(f"{link} was pointed at {target}, whose content is in no image or wheel of this task")
+    findings += _deleted_configs(client, box, images[1:], harness, pytest_dirs)
     return sorted(set(findings))
+
+
+def _deleted_configs(client: docker.DockerClient, box: "Shell", references: Sequence[str], harness: str,
+                     folders: Iterable[str]) -> list[str]:
+    folders = {f"{folder.rstrip('/')}/" for folder in folders}
+    if not references or not folders:
+        return []
+    gold = manifest(client, references, harness).files
+    wanted = sorted(p for folder in folders for name in PYTEST_CONFIGS if gold.get(p := f"{folder}{name}"))
+    present = box.hash(wanted) if wanted else {}
+    return [f"{p} (pytest reads it for these tests) was deleted; the environment the task was made from has it"
+            for p in wanted if p not in present]
 
 
 class Shell:
@@ -162,24 +184,34 @@ class Shell:
     def survey(self, named: list[str], others: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         """One exec: sha256 of the `named` paths that are regular files and of the `others` that are executable
         ones; every symlink among them resolved to its final target, hashed when that is a regular file.
-        Returns (file -> sha256, link -> target, target -> sha256)."""
+        Returns (file -> sha256, link -> target ("" when it cannot be followed the same way by every process),
+        target -> sha256)."""
         b = self.mount.busybox
         named_list, other_list = self.put_lists({"named": named, "others": others})
 
+        # A link is resolved twice, from two working directories: one through /proc/self/cwd (or anything else
+        # that differs between processes) resolves differently for the test process than for this audit.
         def loop(listing: str, condition: str) -> str:
             return (f"{b} tr '\\0' '\\n' < {listing} | while IFS= read -r p; do "
-                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\") || continue; printf 'LINK\\t%s\\t%s\\n' \"$t\" \"$p\"; "
-                    f"[ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
+                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\"); u=$(cd {self.mount.work} && {b} readlink -f \"$p\"); "
+                    f"case \"$t$u\" in *\"$nl\"*|*\"$tab\"*) printf 'ODD\\t%s\\n' \"$p\"; continue;; esac; "
+                    f"printf 'LINK\\t%s\\t%s\\t%s\\n' \"$t\" \"$u\" \"$p\"; [ -n \"$t\" ] && [ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
                     f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
 
-        script = _hash_function(b) + loop(named_list, "") + loop(other_list, ' && [ -x "$p" ]') + "true"
+        script = (_hash_function(b) + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
+                  + loop(other_list, ' && [ -x "$p" ]') + "true")
         files: dict[str, str] = {}
         targets: dict[str, str] = {}
         target_digests: dict[str, str] = {}
         for line in self.sh(script).splitlines():
-            if line.startswith("LINK\t"):
-                _, target, link = line.split("\t", 2)
-                targets[link] = target
+            if line.startswith("ODD\t"):
+                targets[line[4:]] = ""  # a target name no listing can carry faithfully: no repair makes one
+            elif line.startswith("LINK\t"):
+                _, target, elsewhere, link = line.split("\t", 3)
+                if target != elsewhere:
+                    targets[link] = ""  # it leads somewhere else for each process: what the tests see is unknown
+                elif target or protected(link, stat.S_IFREG):
+                    targets[link] = target  # "" for a protected link that leads nowhere the audit can follow
             elif line[:2] in ("F ", "T "):
                 digest, _, path = line[2:].partition("  ")
                 if len(digest) == 64:

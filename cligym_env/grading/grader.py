@@ -21,6 +21,7 @@ import secrets
 import shlex
 import tarfile
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import Sequence
 
 from docker.errors import DockerException, NotFound
@@ -96,16 +97,22 @@ def grade(sandbox: Sandbox, tests: Tests, *, references: Sequence[str] = (), par
 
     `references` are the images whose content is trusted besides the sandbox's own (the task image's FROM);
     `enforce=False` lists tamper findings without zeroing the reward (for research on reward hacking)."""
+    tamper: list[str] = []
     try:
         with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
             box.prepare(tests)
             tamper = box.audit(snapshot.changes, [sandbox.image, *references], tests)
             run = box.run(tests)
     except GradingFailure as error:
-        return Grade(0.0, False, {t: "missing" for t in tests.selected}, failure=error.failure)
+        return Grade(0.0, False, {t: "missing" for t in tests.selected}, tamper=tuple(tamper), failure=error.failure)
     except (DockerException, OSError, TimeoutError) as error:
+        # Whatever failed after the audit found tampering, the episode is the policy's (else a policy that breaks
+        # grading once it has tampered would take its episode out of pass@k, and its findings with it)
         failure = Failure("infrastructure", f"grading failed in Docker: {error}", policy_caused=False)
-        return Grade(0.0, False, {t: "missing" for t in tests.selected}, failure=failure)
+        if tamper:
+            failure = Failure("grading", f"grading failed after the audit found tampering ({tamper[0]}): {error}",
+                              policy_caused=True)
+        return Grade(0.0, False, {t: "missing" for t in tests.selected}, tamper=tuple(tamper), failure=failure)
     tamper = (*tamper, *([run.disagreement] if run.disagreement else []))
     outcomes = run.outcomes
     selected = {test: outcomes.get(test, "missing") for test in tests.selected}
@@ -195,12 +202,16 @@ class _GradingBox:
         """The tests folder deleted and made anew (nothing planted survives), and the grader's own folders."""
         directory, mount, b = tests.directory.rstrip("/") or "/", self.mount, self.mount.busybox
         folders = " ".join(shlex.quote(folder) for folder in (directory, mount.report.rsplit("/", 1)[0], mount.work))
-        self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders}")
+        made = self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders} && "
+                                         f"{b} readlink -f {shlex.quote(directory)}").strip()
+        if made != directory:  # a link among its parents, which Docker, busybox and the tests may each follow their way
+            raise GradingFailure(Failure("grading", f"the tests folder {directory} leads to {made!r}: a link was made "
+                                         "among its parents", policy_caused=True))
 
     def audit(self, changes: list[tuple[str, int]], images: Sequence[str], tests: Tests) -> list[str]:
         try:
             return audit(self.client, self.container.id, self.mount, changes, images, self.harness,
-                         skip=[tests.directory])
+                         skip=[tests.directory], pytest_dirs=_pytest_dirs(tests))
         except AuditIncomplete as error:
             return [str(error)]
 
@@ -258,6 +269,15 @@ class _GradingBox:
             member = archive.next()
             handle = archive.extractfile(member) if member and member.isfile() else None
             return handle.read(limit + 1) if handle else None
+
+
+def _pytest_dirs(tests: Tests) -> list[str]:
+    """The folders whose conftest.py and ini files pytest may read for these tests, the rewritten tests folder
+    aside: the tests folder's, the root directory's and the working directory's ancestors."""
+    own = PurePosixPath(tests.directory or "/")
+    found = {str(folder) for path in (tests.directory, tests.rootdir, tests.workdir) if path
+             for folder in (PurePosixPath(path), *PurePosixPath(path).parents)}
+    return sorted(f for f in found if not PurePosixPath(f).is_relative_to(own))
 
 
 def _disagreement(tests: Tests, results: dict[str, TestResult], exit_code: int | None) -> str:
