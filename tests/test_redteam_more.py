@@ -147,3 +147,11 @@ def test_deleting_the_gold_pytest_config_earns_nothing(layered):
     episode = play(layered, "assertion", ["rm /cligym/pytest.ini"])
     assert_defeated(episode)
     assert any("/cligym/pytest.ini" in finding for finding in episode.info["tamper"]), episode.describe()
+
+
+def test_accounts_removed_are_the_policys_failure(registry):
+    """Without /etc/passwd and /etc/group, Docker may not start a process for the grader: never Docker's fault."""
+    episode = play(registry, "assertion", ["rm -f /etc/passwd /etc/group /etc/shadow && ls /etc | head -3"])
+    assert episode.reward == 0.0, episode.describe()
+    error = (episode.info or {}).get("error")
+    assert error is None or error["policy_caused"] is True, episode.describe()

@@ -4,12 +4,14 @@
 2. The snapshot runs as a new grading container (network off, same limits, `/` as working directory, a static
    busybox from the harness volume as its only long-lived process): no process of the policy's is alive there.
 3. The audit (`audit.py`) checks every changed file that could run during the tests.
-4. The tests folder is deleted and written anew (nothing planted survives, bytecode caches included); the
-   report and the runner's summary go to folders made fresh too (before the audit, which writes its lists there).
+4. The tests folder is deleted and written anew (nothing planted survives, bytecode caches included; a link
+   among its parents is the policy's failure); the report and the runner's summary go to folders made fresh too
+   (before the audit, which writes its lists there).
 5. `pytest_runner.py` runs the tests with the environment's interpreter (`-I -B`, pytest from the read-only
    harness, no plugin auto-loading, a fixed environment); legacy tasks with a shell `command` run it instead.
 6. The report is size-checked before it is read, and pytest's exit status must agree with it.
-Both the grading container and the snapshot are removed whatever happens.
+Both the grading container and the snapshot are removed whatever happens. A failure after the audit found
+tampering is the policy's, whatever failed (else breaking grading would take a tampered episode out of pass@k).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Sequence
 
 from docker.errors import DockerException, NotFound
 
-from cligym_env.grading.audit import AuditIncomplete, audit
+from cligym_env.grading.audit import MAX_AUDITED, AuditIncomplete, audit
 from cligym_env.grading.harness import Mount, harness_volume
 from cligym_env.grading.junit import ReportError, TestResult, parse_junit_results
 from cligym_env.runtime.execute import run_argv
@@ -140,6 +142,9 @@ class _Snapshot:
         paused = _try(container.pause)  # frozen, so the diff and the commit see the same files
         try:
             self.changes = self.sandbox.changes()
+            if len(self.changes) > MAX_AUDITED:  # before the commit, which that many files could make time out
+                raise GradingFailure(Failure("grading", f"{len(self.changes)} files changed; more than {MAX_AUDITED} "
+                                             "cannot be audited", policy_caused=True))
             labels = {SNAPSHOT_LABEL: "1", "cligym.owner": container.labels.get("cligym.owner", "")}
             self.image = container.commit(repository="cligym-snapshot", tag=secrets.token_hex(6),
                                           pause=False, conf={"Labels": labels}).id
