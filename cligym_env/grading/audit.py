@@ -59,7 +59,7 @@ IGNORED_FILES = frozenset({"/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname
 PYTEST_CONFIGS = ("conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
                   "tox.ini", "setup.cfg")
 MAX_AUDITED = 100_000
-MAX_MOVED_SIZES = 20  # a repair moves back a few files; a policy must not make the lookup walk the image forever
+MAX_MOVED_SIZES = 20  # a repair moves back a few files; a policy must not make the lookup hash the image
 PATH_MAX = 4096
 _PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path '/.cligym-*' -o -name __pycache__ \) -prune"
 _KINDS = " -o ".join([*(f"-name '*{suffix}'" for suffix in CODE_SUFFIXES), "-name '*.so.*'", "-perm /0111",
@@ -253,14 +253,16 @@ class Shell:
         return found
 
     def contents_found(self, wanted: set[str]) -> set[str]:
-        """Which of the `size:sha256` contents some regular file in the container has (found by size first).
-        At most `MAX_MOVED_SIZES` sizes are searched (each is a walk of the image): the rest stay untrusted."""
-        b, found = self.mount.busybox, set()
-        sizes = sorted({item.split(":")[0] for item in wanted if not item.startswith("-")}, key=int)
-        for size in sizes[:MAX_MOVED_SIZES]:
-            script = (_hash_function(b) + f"{b} find / -xdev {_PRUNE} -o -type f -size {size}c -print | "
-                      "while IFS= read -r p; do hash \"$p\"; done")
-            found |= {f"{size}:{line.split('  ')[0]}" for line in self.sh(script, timeout=300.0).splitlines()}
+        """Which of the `size:sha256` contents some regular file in the container has (found by size first, in
+        one walk of the image). At most `MAX_MOVED_SIZES` sizes are searched: the rest stay untrusted."""
+        b = self.mount.busybox
+        sizes = sorted({item.split(":")[0] for item in wanted if not item.startswith("-")}, key=int)[:MAX_MOVED_SIZES]
+        if not sizes:
+            return set()
+        script = (_hash_function(b) + f"{b} find / -xdev {_PRUNE} -o -type f \\( "
+                  + " -o ".join(f"-size {size}c" for size in sizes) + " \\) -print | while IFS= read -r p; do "
+                  f"printf '%s:' $({b} stat -c %s \"$p\") && hash \"$p\"; done")
+        found = {line.split("  ")[0] for line in self.sh(script, timeout=300.0).splitlines()}
         return found & wanted
 
     def hash_protected(self) -> dict[str, str]:
