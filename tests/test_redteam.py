@@ -123,14 +123,14 @@ def make_task(registry: Path, kind: str) -> None:
     (folder / "task.toml").write_text(toml)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # shared with tests/test_redteam_more.py, which imports these fixtures
 def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cligym-home")
 
 
 @pytest.fixture(autouse=True)
 def cligym_home(shared_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One CLIGYM_HOME for the whole module (conftest's gives each test its own): what the grader caches there
+    """One CLIGYM_HOME for the red-team modules (conftest's gives each test its own): what the grader caches there
     about the task images is then computed once, not in every test. The user's home is still never touched."""
     monkeypatch.setenv("CLIGYM_HOME", str(shared_home))
     return shared_home

@@ -44,7 +44,7 @@ from cligym_env.error import AuditIncomplete
 log = logging.getLogger(__name__)
 
 # zips import (python311.zip); a `._pth` file beside the interpreter replaces sys.path (on Linux too, since 3.11)
-CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", "._pth", ".so", ".zip", ".egg")
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", "._pth", ".so", ".zip", ".egg", ".sh", ".bash")
 BYTECODE = (".pyc", ".pyo")
 CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
                           "tox.ini", "setup.cfg",
@@ -194,7 +194,7 @@ class Shell:
 
     def survey(self, named: list[str], others: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         """One exec: sha256 of the `named` paths that are regular files and of the `others` that are executable
-        ones; every symlink among them resolved to its final target, hashed when that is a regular file.
+        or look like code; every symlink among them resolved to its final target, hashed when that is a regular file.
         Returns (file -> sha256, link -> target ("" when it cannot be followed the same way by every process),
         target -> sha256)."""
         b = self.mount.busybox
@@ -209,8 +209,12 @@ class Shell:
                     f"printf 'LINK\\t%s\\t%s\\t%s\\n' \"$t\" \"$u\" \"$p\"; [ -n \"$t\" ] && [ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
                     f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
 
-        script = (_hash_function(b) + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
-                  + loop(other_list, ' && [ -x "$p" ]') + "true")
+        # Code needs no exec bit when an interpreter runs it (`bash x`, `python x`), nor a suffix when it is a
+        # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable.
+        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); code() {{ h=$({b} head -c 4 \"$1\"); "
+                 "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; return 1; }\n")
+        script = (_hash_function(b) + magic + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
+                  + loop(other_list, ' && { [ -x "$p" ] || code "$p"; }') + "true")
         files: dict[str, str] = {}
         targets: dict[str, str] = {}
         target_digests: dict[str, str] = {}
