@@ -210,8 +210,9 @@ class Shell:
                     f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
 
         # Code needs no exec bit when an interpreter runs it (`bash x`, `python x`), nor a suffix when it is a
-        # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable.
-        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); code() {{ h=$({b} head -c 4 \"$1\"); "
+        # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable
+        # (a wheel aside: a repair may rebuild one, and what installing it writes is audited).
+        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); code() {{ case \"$1\" in *.whl) return 1;; esac; h=$({b} head -c 4 \"$1\"); "
                  "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; return 1; }\n")
         script = (_hash_function(b) + magic + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
                   + loop(other_list, ' && { [ -x "$p" ] || code "$p"; }') + "true")
