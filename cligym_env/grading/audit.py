@@ -215,7 +215,7 @@ class Shell:
         magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); code() {{ case \"$1\" in *.whl) return 1;; esac; h=$({b} head -c 4 \"$1\"); "
                  "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; return 1; }\n")
         script = (_hash_function(b) + magic + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
-                  + loop(other_list, ' && { [ -x "$p" ] || code "$p"; }') + "true")
+                  + loop(other_list, ' && { [ -x "$p" ] || { [ -s "$p" ] && code "$p"; }; }') + "true")
         files: dict[str, str] = {}
         targets: dict[str, str] = {}
         target_digests: dict[str, str] = {}
