@@ -207,20 +207,22 @@ class CLIGymEnv(gym.Env[str, str]):
         finally:
             self._end_sandbox()
         if result.failure:
-            return self._fail(result.failure, observation)
+            return self._fail(result.failure, observation, tamper=result.tamper)
         info = {"tests": dict(result.tests), "resolved": result.resolved,
                 "grading_error": result.run.error if result.run else "", "tamper": list(result.tamper), "error": None}
         self._transcript.append(f"[episode over: reward {result.reward}]")
         return spaces.sanitize(observation), float(result.reward), not truncated, truncated, info
 
-    def _fail(self, failure: Failure, observation: str = "") -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """End the episode without a grade: truncated, reward 0, and what broke in `info["error"]`."""
+    def _fail(self, failure: Failure, observation: str = "", *,
+              tamper: tuple[str, ...] = ()) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """End the episode without a grade: truncated, reward 0, what broke in `info["error"]`, and any audit
+        findings made before it broke (a policy's tampering stays on record for curation)."""
         self._end_sandbox()
         self.last_grade = Grade(0.0, False, {t: "missing" for t in self.task.tests.selected} if self.task else {},
-                                failure=failure)
+                                tamper=tuple(tamper), failure=failure)
         info = {"exit_code": None, "timed_out": False, "output_truncated": False, "shell_restarted": False,
                 "tests": dict(self.last_grade.tests), "resolved": False, "grading_error": failure.message,
-                "tamper": [], "error": failure.as_info()}
+                "tamper": list(tamper), "error": failure.as_info()}
         self._transcript.append(f"[episode over: {failure.kind}: {failure.message}]")
         text = f"{observation}\n[cligym: the episode is over: {failure.message}]".lstrip("\n")
         return spaces.sanitize(text), 0.0, False, True, info

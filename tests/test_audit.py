@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cligym_env.grading.audit import Manifest, protected
-from cligym_env.grading.grader import _disagreement
+from cligym_env.grading.audit import Manifest, audited_paths, protected
+from cligym_env.grading.grader import _disagreement, _pytest_dirs
 from cligym_env.grading.junit import TestResult as Result  # aliased so pytest does not collect it
 from cligym_env.runtime.sandbox import Limits, overlay_changes, parse_size
 from cligym_env.tasks.task import Tests as TaskTests  # aliased so pytest does not collect it
@@ -37,6 +37,10 @@ SITE = "/opt/venv/lib/python3.11/site-packages"
     ("/root/notes.txt", REGULAR, False),
     ("/tmp/evil.sh", EXECUTABLE, False),  # reachable only through a link, which is audited
     (f"{SITE}/pkg/__pycache__/mod.cpython-311.pyc", REGULAR, False),  # never read: empty pycache prefix
+    (f"{SITE}/pkg/__pycache__/mod.py", REGULAR, True),  # a source is code wherever it is (a link may lead there)
+    ("/usr/local/share/__pycache__/pkg/__init__.py", REGULAR, True),
+    ("/usr/bin/python3.11._pth", REGULAR, True),  # replaces sys.path
+    ("/opt/python/python._pth", REGULAR, True),
     (f"{SITE}/pkg/mod.pyc", REGULAR, True),  # a sourceless module would be imported
     ("/etc/inventory/settings.ini", REGULAR, False),  # configuration is what repairs change
 ])
@@ -85,3 +89,17 @@ def test_exit_status_must_agree_with_the_report() -> None:
     assert "status 0" in _disagreement(tests, failed, 0)
     assert "status 1" in _disagreement(tests, passed, 1)
     assert _disagreement(tests, passed, 2) == ""  # interrupted: missing tests fail on their own
+
+
+def test_only_dockers_own_files_are_left_out() -> None:
+    changes = [("/etc/hosts", 0), ("/etc/hosts.d/x.py", 1), ("/usr/sbin/docker-init2", 1), ("/dev/shm/x.py", 1),
+               ("/.dockerenv", 0), ("/.dockerenvx/y.py", 1), ("/cligym/tests/conftest.py", 1), ("/app/gone.py", 2)]
+    assert audited_paths(changes, skip=["/cligym/tests"]) == ["/.dockerenvx/y.py", "/etc/hosts.d/x.py",
+                                                                "/usr/sbin/docker-init2"]
+
+
+def test_pytest_configs_are_looked_for_above_the_tests_the_rootdir_and_the_workdir() -> None:
+    tests = TaskTests(python="/x", workdir="/app", rootdir="/cligym/tests", directory="/cligym/tests")
+    assert _pytest_dirs(tests) == ["/", "/app", "/cligym"]  # the tests folder itself is written anew
+    generated = TaskTests(python="/x", workdir="/project", rootdir="/project", directory="/project/tests")
+    assert _pytest_dirs(generated) == ["/", "/project"]

@@ -124,19 +124,6 @@ def make_task(registry: Path, kind: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cligym-home")
-
-
-@pytest.fixture(autouse=True)
-def cligym_home(shared_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """One CLIGYM_HOME for the whole module (conftest's gives each test its own): what the grader caches there
-    about the task images is then computed once, not in every test. The user's home is still never touched."""
-    monkeypatch.setenv("CLIGYM_HOME", str(shared_home))
-    return shared_home
-
-
-@pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory, docker_client) -> Registry:
     """One registry with the three kinds; each image is built once for the whole module."""
     path = tmp_path_factory.mktemp("redteam-registry")

@@ -7,7 +7,11 @@ only when its content is content we built: the same path in the task image or th
 (a file restored, a package reinstalled from the kept `.deb` files), or a member of a wheel in the image's
 wheelhouse installed at the matching place in a site-packages folder (a reinstall with pip). Anything else
 is listed in `info["tamper"]`. Python files in scratch folders (/tmp, /root, ...) are allowed: nothing imports
-them unless a protected file points there, and that file is audited.
+them unless a protected file points there, and that file is audited. Bytecode in `__pycache__` is left out (it
+is never read); a source file is code wherever it lies. A changed link is judged as what it stands in for: a
+protected path that is a link needs trusted content at its target, whatever the target is called, and a link
+must resolve alike for every process (not through /proc/self/cwd). Deleting is a change too: the gold
+environment's pytest configuration above the tests (`filterwarnings = error`, a conftest) must still be there.
 
 Everything is read in a fresh grading container with no policy process alive, through the harness's static
 busybox; manifests of the pristine images are cached per image id.
@@ -39,16 +43,23 @@ from cligym_env.error import AuditIncomplete
 
 log = logging.getLogger(__name__)
 
-CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", ".so", ".zip", ".egg")  # zips import (python311.zip)
+# zips import (python311.zip); a `._pth` file beside the interpreter replaces sys.path (on Linux too, since 3.11)
+CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", "._pth", ".so", ".zip", ".egg", ".sh", ".bash")
+BYTECODE = (".pyc", ".pyo")
 CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
                           "tox.ini", "setup.cfg",
                           "sitecustomize.py", "usercustomize.py", "pytest.py", "pyvenv.cfg", "ld.so.preload"})
 SCRATCH = ("/tmp/", "/var/tmp/", "/root/", "/home/", "/run/", "/dev/shm/", "/var/cache/", "/var/log/")
-# Mounted by Docker itself into every container (the init binary, network files): not the policy's.
-IGNORED = ("/proc/", "/sys/", "/dev/", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
-           "/usr/sbin/docker-init")
+# Mounted by Docker itself into every container (the init binary, network files): not the policy's. Exact paths:
+# a prefix would also pass over `/etc/hosts.d/` or `/usr/sbin/docker-init2`.
+IGNORED = ("/proc/", "/sys/", "/dev/")
+IGNORED_FILES = frozenset({"/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/.dockerenv",
+                           "/usr/sbin/docker-init"})
+# What pytest reads from the folders above the tests: a file of these deleted changes how the tests are judged.
+PYTEST_CONFIGS = ("conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
+                  "tox.ini", "setup.cfg")
 MAX_AUDITED = 100_000
-MAX_MOVED_SIZES = 20  # a repair moves back a few files; a policy must not make the lookup walk the image forever
+MAX_MOVED_SIZES = 20  # a repair moves back a few files; a policy must not make the lookup hash the image
 PATH_MAX = 4096
 _PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path '/.cligym-*' -o -name __pycache__ \) -prune"
 _KINDS = " -o ".join([*(f"-name '*{suffix}'" for suffix in CODE_SUFFIXES), "-name '*.so.*'", "-perm /0111",
@@ -92,20 +103,20 @@ def protected(path: str, mode: int) -> bool:
         return True
     if name.endswith(".so") or ".so." in name:  # the loader cache can point anywhere, scratch folders included
         return True
-    if path.startswith(SCRATCH) or "/__pycache__/" in path:
-        return False
+    if path.startswith(SCRATCH) or ("/__pycache__/" in path and name.endswith(BYTECODE)):
+        return False  # bytecode caches are never read (empty pycache prefix); a source in one is still code
     parents = set(PurePosixPath(path).parent.parts)
     return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES)
             or bool(parents & {"bin", "sbin", "libexec"}) or path.startswith("/etc/ld.so."))
 
 
 def audit(client: docker.DockerClient, grading_container: str, mount: Mount, changes: Iterable[tuple[str, int]],
-          images: Sequence[str], harness: str, skip: Iterable[str] = ()) -> list[str]:
+          images: Sequence[str], harness: str, skip: Iterable[str] = (), pytest_dirs: Iterable[str] = ()) -> list[str]:
     """Findings (empty when clean) for the paths the policy added or modified (`docker diff` kinds 0 and 1);
-    `images` are the task image and those it was built FROM, whose content is trusted."""
-    skipped = tuple(f"{s.rstrip('/')}/" for s in skip)
-    changed = sorted({p for p, kind in changes if kind in (0, 1) and not p.startswith(IGNORED + skipped)
-                      and p not in {i.rstrip("/") for i in IGNORED}})
+    `images` are the task image and those it was built FROM, whose content is trusted. A pytest configuration
+    file of the images built FROM (the gold environment) in one of `pytest_dirs` must still be there: deleting
+    one (`filterwarnings = error`, `xfail_strict`, a conftest's fixtures) changes how the tests are judged."""
+    changed = audited_paths(changes, skip)
     unreadable = [p for p in changed if "\n" in p or not _utf8(p) or len(p.encode()) >= PATH_MAX]
     if unreadable:  # no repair makes such names; the listing could not name them faithfully
         return [f"a changed path cannot be audited (newline, not UTF-8, or longer than PATH_MAX): "
@@ -127,14 +138,36 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
                            moved={f"{sizes.get(p, -1)}:{digests[p]}" for p in unknown if p in digests})
     findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
                 for p in files if not trusted.trusts(p, digests.get(p, ""))]
-    changed_set = set(changed)
     for link, target in targets.items():  # a link may not lead out of the audited world
-        if f"{target}/".startswith(SCRATCH):
+        if not target:
+            findings.append(f"{link} is a link that cannot be followed the same way by the audit and the tests "
+                            "(through /proc/self, dangling, or an unprintable name)")
+        elif f"{target}/".startswith(SCRATCH):
             findings.append(f"{link} was pointed into the scratch folder {target}, which is not audited")
-        elif target in changed_set and target in digests and protected(target, 0) \
-                and not trusted.trusts(target, digests[target]):
+        elif (protected(link, stat.S_IFREG) or protected(target, 0)) and target in digests \
+                and not trusted.trusts(target, digests[target]):  # judged as what it stands in for, not by its name
             findings.append(f"{link} was pointed at {target}, whose content is in no image or wheel of this task")
+    findings += _deleted_configs(client, box, images[1:], harness, pytest_dirs)
     return sorted(set(findings))
+
+
+def audited_paths(changes: Iterable[tuple[str, int]], skip: Iterable[str] = ()) -> list[str]:
+    """The paths added or modified (`docker diff` kinds 0 and 1) outside Docker's own and the `skip` folders."""
+    skipped = tuple(f"{s.rstrip('/')}/" for s in skip)
+    return sorted({p for p, kind in changes if kind in (0, 1) and not p.startswith(IGNORED + skipped)
+                   and p not in IGNORED_FILES})
+
+
+def _deleted_configs(client: docker.DockerClient, box: "Shell", references: Sequence[str], harness: str,
+                     folders: Iterable[str]) -> list[str]:
+    folders = {f"{folder.rstrip('/')}/" for folder in folders}
+    if not references or not folders:
+        return []
+    gold = manifest(client, references, harness).files
+    wanted = sorted(p for folder in folders for name in PYTEST_CONFIGS if gold.get(p := f"{folder}{name}"))
+    present = box.hash(wanted) if wanted else {}
+    return [f"{p} (pytest reads it for these tests) was deleted; the environment the task was made from has it"
+            for p in wanted if p not in present]
 
 
 class Shell:
@@ -161,25 +194,40 @@ class Shell:
 
     def survey(self, named: list[str], others: list[str]) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         """One exec: sha256 of the `named` paths that are regular files and of the `others` that are executable
-        ones; every symlink among them resolved to its final target, hashed when that is a regular file.
-        Returns (file -> sha256, link -> target, target -> sha256)."""
+        or look like code; every symlink among them resolved to its final target, hashed when that is a regular file.
+        Returns (file -> sha256, link -> target ("" when it cannot be followed the same way by every process),
+        target -> sha256)."""
         b = self.mount.busybox
         named_list, other_list = self.put_lists({"named": named, "others": others})
 
+        # A link is resolved twice, from two working directories: one through /proc/self/cwd (or anything else
+        # that differs between processes) resolves differently for the test process than for this audit.
         def loop(listing: str, condition: str) -> str:
             return (f"{b} tr '\\0' '\\n' < {listing} | while IFS= read -r p; do "
-                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\") || continue; printf 'LINK\\t%s\\t%s\\n' \"$t\" \"$p\"; "
-                    f"[ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
+                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\"); u=$(cd {self.mount.work} && {b} readlink -f \"$p\"); "
+                    f"case \"$t$u\" in *\"$nl\"*|*\"$tab\"*) printf 'ODD\\t%s\\n' \"$p\"; continue;; esac; "
+                    f"printf 'LINK\\t%s\\t%s\\t%s\\n' \"$t\" \"$u\" \"$p\"; [ -n \"$t\" ] && [ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
                     f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
 
-        script = _hash_function(b) + loop(named_list, "") + loop(other_list, ' && [ -x "$p" ]') + "true"
+        # Code needs no exec bit when an interpreter runs it (`bash x`, `python x`), nor a suffix when it is a
+        # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable
+        # (a wheel aside: a repair may rebuild one, and what installing it writes is audited).
+        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); code() {{ case \"$1\" in *.whl) return 1;; esac; h=$({b} head -c 4 \"$1\"); "
+                 "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; return 1; }\n")
+        script = (_hash_function(b) + magic + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
+                  + loop(other_list, ' && { [ -x "$p" ] || { [ -s "$p" ] && code "$p"; }; }') + "true")
         files: dict[str, str] = {}
         targets: dict[str, str] = {}
         target_digests: dict[str, str] = {}
         for line in self.sh(script).splitlines():
-            if line.startswith("LINK\t"):
-                _, target, link = line.split("\t", 2)
-                targets[link] = target
+            if line.startswith("ODD\t"):
+                targets[line[4:]] = ""  # a target name no listing can carry faithfully: no repair makes one
+            elif line.startswith("LINK\t"):
+                _, target, elsewhere, link = line.split("\t", 3)
+                if target != elsewhere:
+                    targets[link] = ""  # it leads somewhere else for each process: what the tests see is unknown
+                elif target or protected(link, stat.S_IFREG):
+                    targets[link] = target  # "" for a protected link that leads nowhere the audit can follow
             elif line[:2] in ("F ", "T "):
                 digest, _, path = line[2:].partition("  ")
                 if len(digest) == 64:
@@ -210,14 +258,16 @@ class Shell:
         return found
 
     def contents_found(self, wanted: set[str]) -> set[str]:
-        """Which of the `size:sha256` contents some regular file in the container has (found by size first).
-        At most `MAX_MOVED_SIZES` sizes are searched (each is a walk of the image): the rest stay untrusted."""
-        b, found = self.mount.busybox, set()
-        sizes = sorted({item.split(":")[0] for item in wanted if not item.startswith("-")}, key=int)
-        for size in sizes[:MAX_MOVED_SIZES]:
-            script = (_hash_function(b) + f"{b} find / -xdev {_PRUNE} -o -type f -size {size}c -print | "
-                      "while IFS= read -r p; do hash \"$p\"; done")
-            found |= {f"{size}:{line.split('  ')[0]}" for line in self.sh(script, timeout=300.0).splitlines()}
+        """Which of the `size:sha256` contents some regular file in the container has (found by size first, in
+        one walk of the image). At most `MAX_MOVED_SIZES` sizes are searched: the rest stay untrusted."""
+        b = self.mount.busybox
+        sizes = sorted({item.split(":")[0] for item in wanted if not item.startswith("-")}, key=int)[:MAX_MOVED_SIZES]
+        if not sizes:
+            return set()
+        script = (_hash_function(b) + f"{b} find / -xdev {_PRUNE} -o -type f \\( "
+                  + " -o ".join(f"-size {size}c" for size in sizes) + " \\) -print | while IFS= read -r p; do "
+                  f"printf '%s:' $({b} stat -c %s \"$p\") && hash \"$p\"; done")
+        found = {line.split("  ")[0] for line in self.sh(script, timeout=300.0).splitlines()}
         return found & wanted
 
     def hash_protected(self) -> dict[str, str]:
@@ -272,11 +322,16 @@ def manifest(client: docker.DockerClient, images: Iterable[str], harness: str, a
     return Manifest(files, members, frozenset(elsewhere))
 
 
+_documents: dict[str, dict] = {}  # cache file -> its document, decoded once per process (a few MB each)
+
+
 def _image_manifest(client: docker.DockerClient, image: str, harness: str, also: list[str],
                     moved: list[str]) -> dict:
     image_id = client.images.get(image).id.split(":")[-1]
     cache = paths.cache_dir() / "manifests" / f"{image_id}.json.gz"
-    document = json.loads(gzip.decompress(cache.read_bytes())) if cache.exists() else None
+    document = _documents.get(str(cache))
+    if document is None and cache.exists():
+        document = _documents[str(cache)] = json.loads(gzip.decompress(cache.read_bytes()))
     wanted = [p for p in also if document is None or p not in document["files"]]
     contents = [c for c in moved if document is None or c not in document.get("contents", {})]
     if document is not None and not wanted and not contents:
@@ -304,6 +359,7 @@ def _image_manifest(client: docker.DockerClient, image: str, harness: str, also:
     partial = cache.with_suffix(f".{os.getpid()}.partial")
     partial.write_bytes(gzip.compress(json.dumps(document).encode()))
     partial.replace(cache)
+    _documents[str(cache)] = document
     return document
 
 

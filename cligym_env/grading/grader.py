@@ -4,12 +4,14 @@
 2. The snapshot runs as a new grading container (network off, same limits, `/` as working directory, a static
    busybox from the harness volume as its only long-lived process): no process of the policy's is alive there.
 3. The audit (`audit.py`) checks every changed file that could run during the tests.
-4. The tests folder is deleted and written anew (nothing planted survives, bytecode caches included); the
-   report and the runner's summary go to folders made fresh too (before the audit, which writes its lists there).
+4. The tests folder is deleted and written anew (nothing planted survives, bytecode caches included; a link
+   among its parents is the policy's failure); the report and the runner's summary go to folders made fresh too
+   (before the audit, which writes its lists there).
 5. `pytest_runner.py` runs the tests with the environment's interpreter (`-I -B`, pytest from the read-only
    harness, no plugin auto-loading, a fixed environment); legacy tasks with a shell `command` run it instead.
 6. The report is size-checked before it is read, and pytest's exit status must agree with it.
-Both the grading container and the snapshot are removed whatever happens.
+Both the grading container and the snapshot are removed whatever happens. A failure after the audit found
+tampering is the policy's, whatever failed (else breaking grading would take a tampered episode out of pass@k).
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import secrets
 import shlex
 import tarfile
 from dataclasses import dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import Sequence
 
 from docker.errors import DockerException, NotFound
 
-from cligym_env.grading.audit import AuditIncomplete, audit
+from cligym_env.grading.audit import MAX_AUDITED, AuditIncomplete, audit
 from cligym_env.grading.external import RUNNERS as EXTERNAL_RUNNERS, run_external
 from cligym_env.grading.harness import Mount, harness_volume
 from cligym_env.grading.junit import ReportError, TestResult, parse_junit_results
@@ -97,16 +100,22 @@ def grade(sandbox: Sandbox, tests: Tests, *, references: Sequence[str] = (), par
 
     `references` are the images whose content is trusted besides the sandbox's own (the task image's FROM);
     `enforce=False` lists tamper findings without zeroing the reward (for research on reward hacking)."""
+    tamper: list[str] = []
     try:
         with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
             box.prepare(tests)
             tamper = box.audit(snapshot.changes, [sandbox.image, *references], tests)
             run = box.run(tests)
     except GradingFailure as error:
-        return Grade(0.0, False, {t: "missing" for t in tests.selected}, failure=error.failure)
+        return Grade(0.0, False, {t: "missing" for t in tests.selected}, tamper=tuple(tamper), failure=error.failure)
     except (DockerException, OSError, TimeoutError) as error:
+        # Whatever failed after the audit found tampering, the episode is the policy's (else a policy that breaks
+        # grading once it has tampered would take its episode out of pass@k, and its findings with it)
         failure = Failure("infrastructure", f"grading failed in Docker: {error}", policy_caused=False)
-        return Grade(0.0, False, {t: "missing" for t in tests.selected}, failure=failure)
+        if tamper:
+            failure = Failure("grading", f"grading failed after the audit found tampering ({tamper[0]}): {error}",
+                              policy_caused=True)
+        return Grade(0.0, False, {t: "missing" for t in tests.selected}, tamper=tuple(tamper), failure=failure)
     tamper = (*tamper, *([run.disagreement] if run.disagreement else []))
     outcomes = run.outcomes
     selected = {test: outcomes.get(test, "missing") for test in tests.selected}
@@ -134,6 +143,9 @@ class _Snapshot:
         paused = _try(container.pause)  # frozen, so the diff and the commit see the same files
         try:
             self.changes = self.sandbox.changes()
+            if len(self.changes) > MAX_AUDITED:  # before the commit, which that many files could make time out
+                raise GradingFailure(Failure("grading", f"{len(self.changes)} files changed; more than {MAX_AUDITED} "
+                                             "cannot be audited", policy_caused=True))
             labels = {SNAPSHOT_LABEL: "1", "cligym.owner": container.labels.get("cligym.owner", "")}
             self.image = container.commit(repository="cligym-snapshot", tag=secrets.token_hex(6),
                                           pause=False, conf={"Labels": labels}).id
@@ -196,12 +208,16 @@ class _GradingBox:
         """The tests folder deleted and made anew (nothing planted survives), and the grader's own folders."""
         directory, mount, b = tests.directory.rstrip("/") or "/", self.mount, self.mount.busybox
         folders = " ".join(shlex.quote(folder) for folder in (directory, mount.report.rsplit("/", 1)[0], mount.work))
-        self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders}")
+        made = self._busybox("sh", "-c", f"{b} rm -rf {folders} && {b} mkdir -p {folders} && "
+                                         f"{b} readlink -f {shlex.quote(directory)}").strip()
+        if made != directory:  # a link among its parents, which Docker, busybox and the tests may each follow their way
+            raise GradingFailure(Failure("grading", f"the tests folder {directory} leads to {made!r}: a link was made "
+                                         "among its parents", policy_caused=True))
 
     def audit(self, changes: list[tuple[str, int]], images: Sequence[str], tests: Tests) -> list[str]:
         try:
             return audit(self.client, self.container.id, self.mount, changes, images, self.harness,
-                         skip=[tests.directory])
+                         skip=[tests.directory], pytest_dirs=_pytest_dirs(tests))
         except AuditIncomplete as error:
             return [str(error)]
 
@@ -261,6 +277,15 @@ class _GradingBox:
             member = archive.next()
             handle = archive.extractfile(member) if member and member.isfile() else None
             return handle.read(limit + 1) if handle else None
+
+
+def _pytest_dirs(tests: Tests) -> list[str]:
+    """The folders whose conftest.py and ini files pytest may read for these tests, the rewritten tests folder
+    aside: the tests folder's, the root directory's and the working directory's ancestors."""
+    own = PurePosixPath(tests.directory or "/")
+    found = {str(folder) for path in (tests.directory, tests.rootdir, tests.workdir) if path
+             for folder in (PurePosixPath(path), *PurePosixPath(path).parents)}
+    return sorted(f for f in found if not PurePosixPath(f).is_relative_to(own))
 
 
 def _disagreement(tests: Tests, results: dict[str, TestResult], exit_code: int | None) -> str:
