@@ -129,6 +129,9 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
                                                           "(on CPU vLLM's default takes most of the memory)."),
              dtype: str = typer.Option("auto", help="Agentic mode, local model: weights dtype (float32 is "
                                        "fastest on CPU for small models)."),
+             source: Optional[Path] = typer.Option(None, help="A checkout folder or an sdist/tar/zip archive of the "
+                                                   "one --project, used instead of its PyPI sdist (e.g. when the "
+                                                   "sdist ships no tests)."),
              registry: Optional[Path] = RegistryOption) -> None:
     """Mint tasks by environment inversion from real projects, validate them, and add them to the registry."""
     from cligym_env.generator.command import run_generate
@@ -141,7 +144,8 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
     try:
         run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
                      categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
-                     proposals=proposals, console=console, engine=engine, keep_unverified=keep_unverified)
+                     proposals=proposals, console=console, engine=engine, keep_unverified=keep_unverified,
+                     source=source)
     except (GoldError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
