@@ -253,7 +253,7 @@ def judge_suite(first: dict[str, str], second: dict[str, str], seconds: float, p
 
 def _dockerfile(install: list[str], system: tuple[str, ...], has_project_files: bool) -> str:
     apt = (f"RUN apt-get update && apt-get install -y --no-install-recommends {' '.join(system)} "
-           "&& rm -rf /var/lib/apt/lists/*") if system else ""
+           "&& rm -rf /var/lib/apt/lists/*") if system else None
     return "\n".join(line for line in [
         f"FROM {PYTHON_IMAGE}",
         apt,
@@ -265,7 +265,7 @@ def _dockerfile(install: list[str], system: tuple[str, ...], has_project_files: 
         f"COPY project/ {PROJECT_DIR}/" if has_project_files else f"RUN mkdir -p {PROJECT_DIR}",
         f"WORKDIR {PROJECT_DIR}",
         "",
-    ] if line or line == "")
+    ] if line is not None)
 
 
 def _closest(name: str, modules: tuple[str, ...]) -> str:

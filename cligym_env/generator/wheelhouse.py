@@ -177,7 +177,7 @@ def _download(report: dict, scratch: Path) -> None:
     pins, sources = [], []
     for item in report.get("install", []):
         url = item.get("download_info", {}).get("url", "")
-        if url.startswith("file:"):
+        if url.startswith("file:") and scratch.as_posix() in url:
             continue  # the project's own wheel, already there
         pin = f"{item['metadata']['name']}=={item['metadata']['version']}"
         (pins if url.endswith(".whl") else sources).append(pin)
