@@ -23,7 +23,8 @@ DISTRIBUTIONS = {
     "docutils": "docutils", "toml": "toml", "dotenv": "python-dotenv", "slugify": "python-slugify",
     "jose": "python-jose", "multipart": "python-multipart", "zmq": "pyzmq", "git": "GitPython",
     "markdown": "Markdown", "lxml": "lxml", "simplejson": "simplejson", "hamcrest": "PyHamcrest",
-    "faker": "Faker", "nacl": "PyNaCl", "mock": "mock", "py": "py", "_pytest": "pytest",
+    "faker": "Faker", "nacl": "PyNaCl", "mock": "mock", "py": "py", "xdist": "pytest-xdist",
+    "pytest_cov": "pytest-cov", "Levenshtein": "levenshtein", "msgpack": "msgpack", "tz": "tzdata",
 }
 # Command-line options, markers and fixtures that belong to well-known pytest plugins.
 OPTION_PLUGINS = {"--cov": "pytest-cov", "--no-cov": "pytest-cov", "--timeout": "pytest-timeout",
@@ -78,6 +79,9 @@ def next_plan(plan: Plan, output: str, local: set[str]) -> Plan | None:
     if plugin and f"no:{plugin.group(1)}" not in plan.pytest_args:
         logger.info("plugin %s cannot be loaded: disabled", plugin.group(1))
         return replace(plan, pytest_args=(*plan.pytest_args, "-p", f"no:{plugin.group(1)}"))
+    if "async def functions are not natively supported" in output and "asyncio_mode=auto" not in plan.pytest_args:
+        logger.info("async tests without markers: pytest-asyncio in auto mode")
+        return replace(plan, pytest_args=(*plan.pytest_args, "-o", "asyncio_mode=auto"))
     broken = [path for path in dict.fromkeys(re.findall(r"^ERROR (\S+\.py)(?: -|$)", output, flags=re.M))
               if path not in plan.ignored]
     if broken:
@@ -102,6 +106,6 @@ def _wanted(output: str, local: set[str]) -> list[str]:
         wanted.append(MARKER_PLUGINS.get(marker, ""))
     for fixture in re.findall(r"fixture '(\w+)' not found", output):
         wanted.append(FIXTURE_PLUGINS.get(fixture, ""))
-    if "async def functions are not natively supported" in output:
+    if "async def functions are not natively supported" in output or "pytest.mark.asyncio" in output:
         wanted.append("pytest-asyncio")
     return list(dict.fromkeys(w for w in wanted if w))
