@@ -75,3 +75,17 @@ def test_source_that_does_not_exist_is_one_line_and_exit_2(tmp_path: Path) -> No
     assert result.exit_code == 2, result.output
     said = " ".join(result.output.split())
     assert said.count("nowhere: no such file or folder") == 1 and "Traceback" not in said, said
+
+
+def test_source_checkout_without_tests_says_so(tmp_path: Path) -> None:
+    checkout = tmp_path / "demo"
+    (checkout / "cligym_demo_pkg").mkdir(parents=True)
+    (checkout / "cligym_demo_pkg" / "__init__.py").write_text("VALUE = 1\n")
+    (checkout / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools"]\nbuild-backend = '
+                                             '"setuptools.build_meta"\n[project]\nname = "cligym-demo-pkg"\n'
+                                             'version = "0.1"\n')
+    result = CliRunner().invoke(app, ["generate", "--project", "cligym-demo-pkg", "--source", str(checkout),
+                                      "--registry", str(tmp_path / "tasks")], env={"CLIGYM_HOME": str(tmp_path)})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert "cligym-demo-pkg==0.1: no tests in its source" in said and "Traceback" not in said, said
