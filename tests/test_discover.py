@@ -106,3 +106,9 @@ def test_repair_rounds_follow_the_errors_then_drop_what_still_fails() -> None:
     plan = next_plan(Plan(), refused, local=set())
     assert plan.requirements == ("pytest-cov",)
     assert next_plan(plan, refused, local=set()).pytest_args == ("-o", "addopts=")
+
+
+def test_the_projects_own_python_files_pattern_is_honoured(tmp_path: Path) -> None:
+    _tree(tmp_path, {"mock/__init__.py": "", "mock/tests/testmock.py": "", "setup.cfg":
+                     "[tool:pytest]\npython_files = test*.py\n"})
+    assert read_source(tmp_path, "mock").tests_dir == "mock/tests"

@@ -10,10 +10,13 @@ and the sibling folders the tests name (`examples/`, `docs/`, ...) go into the i
 
 from __future__ import annotations
 
+import configparser
+import fnmatch
 import logging
 import re
 import shutil
 import tempfile
+import tomllib
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ TEST_DIRS = ("tests", "test", "testing")
 ROOT_CONFIGS = ("pytest.ini", "setup.cfg", "tox.ini", "pyproject.toml", "conftest.py")
 _NOT_SIBLINGS = {"src", "build", "dist", "node_modules", "venv", ".venv", "htmlcov", "site-packages"}
 MAX_SIBLING_BYTES = 20 << 20
+DEFAULT_PATTERNS = ("test_*.py", "*_test.py")  # pytest's python_files, unless the project sets its own
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,8 @@ def unpacked(path: Path) -> Iterator[Path]:
 
 def read_source(root: Path, project: str, tests_dir: str | None = None) -> Source:
     """Find the tests under `root` and what they need; NoTestsFound (naming where it looked) if there are none."""
-    tests_dir, destination, in_package = _locate(root, tests_dir)
+    patterns = _python_files(root)
+    tests_dir, destination, in_package = _locate(root, tests_dir, patterns)
     if tests_dir is None:
         raise NoTestsFound(f"{project}: no tests in its source ({root.name}): no {'/, '.join(TEST_DIRS)}/ folder, "
                            "no tests inside the package and no root test_*.py files; build from a checkout with "
@@ -75,7 +80,7 @@ def read_source(root: Path, project: str, tests_dir: str | None = None) -> Sourc
     if tests_dir:
         test_files = read_tree(root / tests_dir)
     else:
-        test_files = {p.name: p.read_bytes() for p in sorted(root.glob("*.py")) if _is_test(p.name)}
+        test_files = {p.name: p.read_bytes() for p in sorted(root.glob("*.py")) if _is_test(p.name, patterns)}
     root_files = {n: (root / n).read_bytes() for n in ROOT_CONFIGS if (root / n).is_file()}
     for sibling in _siblings(root, test_files, tests_dir):
         root_files |= {f"{sibling}/{n}": data for n, data in read_tree(root / sibling).items()}
@@ -84,21 +89,21 @@ def read_source(root: Path, project: str, tests_dir: str | None = None) -> Sourc
     return Source(tests_dir, destination, in_package, test_files, root_files, declared_requirements(root, project))
 
 
-def _locate(root: Path, asked: str | None) -> tuple[str | None, str, str]:
+def _locate(root: Path, asked: str | None, patterns: tuple[str, ...]) -> tuple[str | None, str, str]:
     """(folder in the tree, destination folder, installed path to strip) of the tests; (None, "", "") if none."""
     if asked:
         if not (root / asked).is_dir():
             raise SourceError(f"tests = {asked!r}: no such folder in {root.name}")
         return asked, _installed(asked), _installed(asked) if _in_package(root, asked) else ""
     for folder in TEST_DIRS:
-        if _has_tests(root / folder):
+        if _has_tests(root / folder, patterns):
             return folder, folder, ""
     for init in sorted(root.glob("*/__init__.py")) + sorted(root.glob("src/*/__init__.py")):
         for folder in TEST_DIRS:
-            if _has_tests(init.parent / folder):
+            if _has_tests(init.parent / folder, patterns):
                 relative = (init.parent / folder).relative_to(root).as_posix()
                 return relative, _installed(relative), _installed(relative)
-    if any(_is_test(p.name) for p in root.glob("*.py")):
+    if any(_is_test(p.name, patterns) for p in root.glob("*.py")):
         return "", "tests", ""
     return None, "", ""
 
@@ -111,12 +116,31 @@ def _installed(relative: str) -> str:
     return relative.removeprefix("src/")
 
 
-def _has_tests(folder: Path) -> bool:
-    return folder.is_dir() and any(_is_test(p.name) for p in folder.rglob("*.py"))
+def _has_tests(folder: Path, patterns: tuple[str, ...]) -> bool:
+    return folder.is_dir() and any(_is_test(p.name, patterns) for p in folder.rglob("*.py"))
 
 
-def _is_test(name: str) -> bool:
-    return name.startswith("test_") and name.endswith(".py") or name.endswith("_test.py")
+def _is_test(name: str, patterns: tuple[str, ...]) -> bool:
+    return name.endswith(".py") and any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+
+def _python_files(root: Path) -> tuple[str, ...]:
+    """pytest's `python_files` as the project configures it (pytest.ini, tox.ini, setup.cfg, pyproject.toml)."""
+    for name, section in (("pytest.ini", "pytest"), ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest")):
+        parser = configparser.RawConfigParser(strict=False)
+        try:
+            parser.read_string((root / name).read_text(errors="replace")) if (root / name).is_file() else None
+        except configparser.Error:
+            continue
+        if parser.has_option(section, "python_files"):
+            return tuple(parser.get(section, "python_files").split())
+    try:
+        options = tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {}).get("pytest", {}).get(
+            "ini_options", {}) if (root / "pyproject.toml").is_file() else {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        options = {}
+    files = options.get("python_files", DEFAULT_PATTERNS)
+    return tuple(files.split() if isinstance(files, str) else files)
 
 
 def _siblings(root: Path, test_files: dict[str, bytes], tests_dir: str) -> list[str]:
