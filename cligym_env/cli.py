@@ -249,6 +249,9 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
                                                           "(on CPU vLLM's default takes most of the memory)."),
              dtype: str = typer.Option("auto", help="Agentic mode, local model: weights dtype (float32 is "
                                        "fastest on CPU for small models)."),
+             source: Optional[Path] = typer.Option(None, help="A checkout folder or an sdist/tar/zip archive of the "
+                                                   "one --project, used instead of its PyPI sdist (e.g. when the "
+                                                   "sdist ships no tests)."),
              registry: Optional[Path] = RegistryOption) -> None:
     """Mint tasks by environment inversion from real projects, validate them, and add them to the registry."""
     from cligym_env.generator.command import run_generate
@@ -260,7 +263,7 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
         run_generate(open_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
                      categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
                      proposals=proposals, console=Console(stderr=True), engine=engine,
-                     keep_unverified=keep_unverified)
+                     keep_unverified=keep_unverified, source=source)
     except ValueError as error:  # the generator's own checks of categories and --llm
         if isinstance(error, CLIGymError):
             raise

@@ -87,6 +87,22 @@ class GoldRejected(GoldError):
     """The project was built but its suite is unfit (too few passing tests, low pass rate, too slow)."""
 
 
+class SourceError(GoldError, UsageError):
+    """`--source PATH` (or a `tests = ...` entry) names nothing usable: no such folder, not a readable archive."""
+
+
+class NoTestsFound(GoldRejected, UsageError):
+    """The project's source ships no tests that pytest could run; the message says where it looked and what to do."""
+
+
+class FixturesMissing(GoldRejected, UsageError):
+    """The tests open files the source does not ship (FileNotFoundError in the gold run): a checkout is needed."""
+
+
+class UnsupportedRunner(GoldRejected, UsageError):
+    """The tests are there but pytest collects none of them (a runner of the project's own)."""
+
+
 class ProjectNotFound(GoldError, UsageError, LookupError):
     """PyPI has no such project, or no source distribution of the asked version."""
 

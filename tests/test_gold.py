@@ -31,7 +31,7 @@ def gold_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def gold(docker_client: docker.DockerClient, gold_home: Path) -> GoldEnvironment:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CLIGYM_HOME", str(gold_home))
-        return build_gold(PROJECT, client=docker_client, log=lambda line: None)
+        return build_gold(PROJECT, client=docker_client)
 
 
 def test_gold_suite_passes_with_tests_kept_out_of_the_image(gold: GoldEnvironment,
@@ -82,14 +82,14 @@ def test_second_build_reuses_the_saved_recipe(gold: GoldEnvironment, gold_home: 
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLIGYM_HOME", str(gold_home))
     started = time.monotonic()
-    again = build_gold(PROJECT, client=docker_client, log=lambda line: None)
+    again = build_gold(PROJECT, client=docker_client)
     assert time.monotonic() - started < 5
     assert again == gold
 
 
 def test_unknown_project_is_named_in_the_error(docker_client: docker.DockerClient) -> None:
     with pytest.raises(ProjectNotFound, match="cligym-no-such-project-4242"):
-        build_gold("cligym-no-such-project-4242", client=docker_client, log=lambda line: None)
+        build_gold("cligym-no-such-project-4242", client=docker_client)
 
 
 def test_offline_repairs_from_the_kept_wheels_and_debs(gold: GoldEnvironment,
@@ -120,10 +120,10 @@ def test_test_imports_leave_out_the_suites_own_modules() -> None:
 def test_judge_drops_flaky_tests_and_names_why_a_suite_is_rejected() -> None:
     policy = Policy(min_passing=2, min_pass_rate=0.5, max_suite_seconds=60)
     first = {"t::a": "passed", "t::b": "passed", "t::c": "passed", "t::s": "skipped"}
-    assert judge_suite(first, {**first, "t::c": "failed"}, 1.0, policy, "p", log=lambda line: None) == ("t::a", "t::b")
+    assert judge_suite(first, {**first, "t::c": "failed"}, 1.0, policy, "p") == ("t::a", "t::b")
     with pytest.raises(GoldRejected, match="pass rate 67%"):
-        judge_suite(first, {**first, "t::c": "failed"}, 1.0, Policy(min_passing=1), "p", log=lambda line: None)
+        judge_suite(first, {**first, "t::c": "failed"}, 1.0, Policy(min_passing=1), "p")
     with pytest.raises(GoldRejected, match="only 1 tests pass"):
-        judge_suite({"t::a": "passed"}, {"t::a": "passed"}, 1.0, policy, "p", log=lambda line: None)
+        judge_suite({"t::a": "passed"}, {"t::a": "passed"}, 1.0, policy, "p")
     with pytest.raises(GoldRejected, match="took 99 s"):
-        judge_suite(first, first, 99.0, policy, "p", log=lambda line: None)
+        judge_suite(first, first, 99.0, policy, "p")

@@ -204,7 +204,7 @@ CASES = [  # operator, target key ({site}, {lib} filled from the probe), a check
 def gold(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> GoldEnvironment:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CLIGYM_HOME", str(tmp_path_factory.mktemp("gold-home")))
-        return build_gold("python-dotenv", client=docker_client, log=lambda line: None)
+        return build_gold("python-dotenv", client=docker_client)
 
 
 def pick(probe: GoldProbe, operator: str, key: str) -> Breakage:

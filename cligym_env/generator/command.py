@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cligym_env import paths
+from cligym_env.error import SourceError
 from cligym_env.generator.pipeline import Outcome, RunLog, generate_for_gold, interleave
 from cligym_env.generator.report import build_report, to_markdown, write_report
 from cligym_env.runtime.docker_client import connect
@@ -19,17 +20,21 @@ from cligym_env.tasks import CATEGORIES, Registry
 
 def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_tasks: int, categories: Sequence[str],
                  workers: int, seed: int, llm: str | None, proposals: int, console: Console,
-                 engine: dict[str, Any] | None = None, keep_unverified: bool = False) -> Path:
+                 engine: dict[str, Any] | None = None, keep_unverified: bool = False,
+                 source: Path | None = None) -> Path:
     """Generate into `registry`; return the report folder. Resumes the run log of the same mode and seed.
 
+    `source` (a checkout or archive) replaces the sdist of the one project named, for sdists without tests.
     `engine` holds options for a local vLLM engine (max_model_len, kv_cache_gib, dtype); URLs ignore them."""
-    from cligym_env.generator.gold import GoldError, build_gold, load_projects
+    from cligym_env.generator.gold import GoldError, GoldOptions, build_gold, load_projects
 
     unknown = sorted(set(categories) - set(CATEGORIES))
     if unknown:
         raise ValueError(f"unknown categories {unknown}; choose from {', '.join(CATEGORIES)}")
     if mode == "agentic" and not llm:
         raise ValueError("--mode agentic needs --llm (a local model folder for vLLM, or an OpenAI-compatible URL)")
+    if source is not None and len(projects) != 1:
+        raise SourceError(f"--source {source} needs exactly one --project (the project it is a source of)")
     client = connect()
     projects = list(projects) or sorted(load_projects()[1])
     run_name = f"{mode}-seed{seed}"
@@ -44,8 +49,10 @@ def run_generate(registry: Registry, projects: Sequence[str], *, mode: str, max_
                 goal = proposals if mode == "agentic" else max_tasks
                 bar = progress.add_task(f"{name:<18}", total=goal, note="building the gold environment")
                 try:
-                    gold = build_gold(name, client=client, log=lambda line: progress.update(bar, note=line[-60:]))
+                    gold = build_gold(name, client=client, options=GoldOptions(source=source))
                 except GoldError as error:  # not on PyPI, or its suite cannot pass well enough: say so, go on
+                    if source is not None:  # the one project asked for, from the user's own source
+                        raise
                     progress.update(bar, note=f"[red]{error}"[:120])
                     console.print(f"[red]{name}: {error}")
                     continue

@@ -8,30 +8,36 @@ on a machine that lacks it.
 
 from __future__ import annotations
 
+import logging
+import re
 import shlex
-import shutil
-import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Callable
+from pathlib import Path, PurePosixPath
 
 import docker
-import tomli_w
+from packaging.requirements import Requirement
+from packaging.utils import parse_wheel_filename
 
 from cligym_env import paths
 from cligym_env.generator import wheelhouse
 from cligym_env.generator.probe import APT_ARCHIVES, WHEELHOUSE, probe_gold
-from cligym_env.generator.types import Distribution, GoldEnvironment, GoldProbe
+from cligym_env.generator.repair import Plan, next_plan
+from cligym_env.generator.recipe import load_gold, save_gold
+from cligym_env.generator.source import Source, read_source, unpacked
+from cligym_env.generator.system import system_packages
+from cligym_env.generator.types import GoldEnvironment
 from cligym_env.grading import run_tests
-from cligym_env.grading.grader import discover_plugins
+from cligym_env.grading.grader import TestRun, discover_plugins
 from cligym_env.images.bootstrap import PYTHON_IMAGE
 from cligym_env.images.build import build_image
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.tasks.task import Environment, Tests
-from cligym_env.error import GoldError, GoldRejected, ProjectNotFound
+from cligym_env.error import (FixturesMissing, GoldError, GoldRejected, ProjectNotFound, SourceError,
+                              UnsupportedRunner)
 
+logger = logging.getLogger(__name__)
 PROJECTS_FILE = Path(__file__).with_name("projects.toml")
 PROJECT_DIR = "/opt/project"
 VENV_PYTHON = "/opt/venv/bin/python"
@@ -71,6 +77,16 @@ class Policy:
     min_passing: int = 10
     min_pass_rate: float = 0.8
     max_suite_seconds: float = 300.0
+    repair_rounds: int = 4  # gold builds driven by the suite's own errors before it is judged as it is
+
+
+@dataclass(frozen=True)
+class GoldOptions:
+    """Where a gold environment comes from and goes: a source tree other than the sdist, the overrides, the folder."""
+
+    source: Path | None = None  # a checkout folder or an sdist / tar / zip archive (for sdists without tests)
+    projects: Path = PROJECTS_FILE
+    folder: Path | None = None  # default: $CLIGYM_HOME/gold/NAME-VERSION (NAME-VERSION-source with `source`)
 
 
 def load_projects(path: Path = PROJECTS_FILE) -> tuple[Policy, dict[str, ProjectConfig]]:
@@ -85,93 +101,143 @@ def load_projects(path: Path = PROJECTS_FILE) -> tuple[Policy, dict[str, Project
                         f"[projects.NAME] {', '.join(k for k in vars(ProjectConfig('')) if k != 'name')}") from None
 
 
-def default_folder(name: str, version: str) -> Path:
-    return paths.home() / "gold" / f"{wheelhouse.canonical(name)}-{version}"
+def default_folder(name: str, version: str, source: Path | None = None) -> Path:
+    return paths.home() / "gold" / f"{wheelhouse.canonical(name)}-{version}{'-source' if source else ''}"
 
 
 def build_gold(name: str, version: str | None = None, *, client: docker.DockerClient,
-               log: Callable[[str], None] = print, projects: Path = PROJECTS_FILE,
-               folder: Path | None = None) -> GoldEnvironment:
+               options: GoldOptions = GoldOptions()) -> GoldEnvironment:
     """Build, test and probe the gold environment of a PyPI project; reuse a saved recipe whose image exists."""
-    policy, configs = load_projects(projects)
+    policy, configs = load_projects(options.projects)
     config = configs.get(wheelhouse.canonical(name), ProjectConfig(name))
-    version = version or config.version or wheelhouse.latest_version(name)
-    folder = Path(folder or default_folder(name, version))
+    if options.source is None:
+        version = version or config.version or wheelhouse.latest_version(name)
+        archive, wheel = None, None
+    else:
+        archive = Path(options.source)
+        if not archive.exists():
+            raise SourceError(f"--source {archive}: no such file or folder; give a checkout folder or an archive")
+        wheel = wheelhouse.build_wheel(name, "source", archive)
+        version = version or str(parse_wheel_filename(wheel.name)[1])
+    folder = Path(options.folder or default_folder(name, version, options.source))
     if (folder / "gold.toml").exists():
         gold = load_gold(folder)
-        ensure_image(gold, client=client, log=log)
+        ensure_image(gold, client=client)
         return gold
-    environment, tests, module = _prepare(name, version, config, policy, log)
-    image = f"cligym/gold-{wheelhouse.canonical(name)}:{environment.content_hash()[:24]}"
-    log(f"{name}=={version}: building {image}")
-    build_image(client, image, environment.dockerfile, environment.files, what=f"gold image of {name}=={version}")
-    passing, seconds, probe, tests = _validate(client, image, tests, module, policy, f"{name}=={version}", log)
-    tests = replace(tests, timeout=float(max(60, round(5 * seconds))))
-    gold = GoldEnvironment(name, version, image, environment, tests, passing, probe)
+    if archive is None:
+        archive = wheelhouse.fetch_sdist(name, version)
+        logger.info("%s==%s: building its wheel and wheelhouse on the host", name, version)
+        wheel = wheelhouse.build_wheel(name, version, archive)
+    gold = _build(name, version, archive, wheel, config, policy, client)
     save_gold(gold, folder)
     return gold
 
 
-def _prepare(name: str, version: str, config: ProjectConfig, policy: Policy,
-             log: Callable[[str], None]) -> tuple[Environment, Tests, str]:
-    """From the sdist: the test files and root test configs; on the host: the wheel and wheelhouse."""
-    sdist = wheelhouse.fetch_sdist(name, version)
-    source = wheelhouse.read_sdist(sdist, config.tests)
-    if not source.test_files:
-        raise GoldRejected(f"{name}=={version}: its sdist has no {', '.join(wheelhouse.TEST_DIRS)} folder with test "
-                           "files; name the folder with `tests = ...` in projects.toml")
-    project_files = {f"project/{n}": data for n, data in source.root_files.items()}
-    log(f"{name}=={version}: building its wheel and wheelhouse on the host")
-    wheel = wheelhouse.build_wheel(name, version, sdist)
+def _build(name: str, version: str, archive: Path, wheel: Path, config: ProjectConfig, policy: Policy,
+           client: docker.DockerClient) -> GoldEnvironment:
+    """Build and run the suite, letting its own errors drive up to `policy.repair_rounds` builds; then judge it."""
+    what = f"{name}=={version}"
+    with unpacked(archive) as root:
+        source = read_source(root, what, config.tests)
+    if source.in_package:
+        wheel = wheelhouse.strip_wheel(wheel, source.in_package)
     declared_extras, modules = wheelhouse.wheel_metadata(wheel)
-    extras = tuple(e for e in declared_extras if e in wheelhouse.TEST_GROUPS)
-    requirements = [*source.test_groups, *config.test_deps, f"pytest=={policy.pytest}"]
-    house = wheelhouse.build_wheelhouse(name, version, wheel, extras, requirements)
-    files = {f"wheelhouse/{w.name}": w.read_bytes() for w in sorted(house.glob("*.whl"))} | project_files
-    install = [f"{name}[{','.join(extras)}]=={version}" if extras else f"{name}=={version}", *requirements]
-    args = [*config.pytest_args, *(f"--deselect={test}" for test in config.deselect)]
-    tests = Tests(python=VENV_PYTHON, workdir=PROJECT_DIR, rootdir=PROJECT_DIR, pytest_args=("-q", *args),
-                  files=source.test_files, directory=f"{PROJECT_DIR}/{source.tests_dir}", timeout=policy.max_suite_seconds)
+    wanted = {wheelhouse.canonical(e) for e in source.declared.extras}
+    extras = tuple(e for e in declared_extras if wheelhouse.canonical(e) in wanted)
+    system = system_packages(wheel)
     module = config.module or _closest(name, modules)
-    return Environment(_dockerfile(install, bool(project_files)), files), tests, module
+    local = set(modules) | {PurePosixPath(p).parts[0].removesuffix(".py") for p in source.test_files} | {"tests"}
+    args = (*config.pytest_args, *(f"--deselect={test}" for test in config.deselect))
+    plan = Plan(source.declared.requirements, args, tried=frozenset(
+        wheelhouse.canonical(Requirement(r).name) for r in source.declared.requirements))
+    for attempt in range(1, policy.repair_rounds + 1):
+        image, environment, tests = _image(what, wheel, extras, system, plan, source, config, policy, client)
+        with Sandbox(image, task_id="gold", client=client) as sandbox:
+            tests = replace(tests, plugins=discover_plugins(sandbox, tests))
+            first, seconds = _timed_run(sandbox, tests)
+        following = next_plan(plan, _diagnosis(first), local) if attempt < policy.repair_rounds else None
+        if following is None:
+            break
+        logger.info("%s: repair round %d", what, attempt)
+        plan = following
+    if first.error:
+        raise _cause(GoldRejected(f"{what}: {first.error}\n--- test output ---\n{first.output[-3000:]}"), first,
+                     source, what)
+    with Sandbox(image, task_id="gold", client=client) as sandbox:
+        second, again = _timed_run(sandbox, tests)
+        probe = probe_gold(sandbox, tests, module)
+    try:
+        passing = judge_suite(first.outcomes, second.outcomes, max(seconds, again), policy, what)
+    except GoldRejected as error:
+        raise _cause(error, first, source, what) from None
+    tests = replace(tests, timeout=float(max(60, round(5 * max(seconds, again)))))
+    return GoldEnvironment(name, version, image, environment, tests, passing, probe)
 
 
-def ensure_image(gold: GoldEnvironment, *, client: docker.DockerClient, log: Callable[[str], None] = print) -> str:
+def _image(what: str, wheel: Path, extras: tuple[str, ...], system: tuple[str, ...], plan: Plan, source: Source,
+           config: ProjectConfig, policy: Policy, client: docker.DockerClient) -> tuple[str, Environment, Tests]:
+    """The gold image of one plan (built unless it exists) with its recipe and tests."""
+    name, version = parse_wheel_filename(wheel.name)[:2]
+    required = [*config.test_deps, f"pytest=={policy.pytest}"]
+    house, kept = wheelhouse.build_wheelhouse(name, str(version), wheel, extras, required, list(plan.requirements))
+    project_files = {f"project/{n}": data for n, data in source.root_files.items()}
+    files = {f"wheelhouse/{w.name}": w.read_bytes() for w in sorted(house.glob("*.whl"))} | project_files
+    install = [f"{name}{'[' + ','.join(extras) + ']' if extras else ''}=={version}", *required, *kept]
+    tests = Tests(python=VENV_PYTHON, workdir=PROJECT_DIR, rootdir=PROJECT_DIR,
+                  pytest_args=("-q", *plan.pytest_args), files=source.test_files,
+                  directory=f"{PROJECT_DIR}/{source.destination}", timeout=policy.max_suite_seconds)
+    environment = Environment(_dockerfile(install, system, bool(project_files)), files)
+    image = f"cligym/gold-{name}:{environment.content_hash()[:24]}"
+    logger.info("%s: building %s", what, image)
+    build_image(client, image, environment.dockerfile, environment.files, what=f"gold image of {what}",
+                log=logger.debug)
+    return image, environment, tests
+
+
+def _timed_run(sandbox: Sandbox, tests: Tests) -> tuple[TestRun, float]:
+    started = time.monotonic()
+    run = run_tests(sandbox, tests)
+    return run, time.monotonic() - started
+
+
+def _diagnosis(run: TestRun) -> str:
+    """The run's output and the tracebacks of its errors and failures: what the repair rounds read."""
+    details = [r.details or r.message for r in run.results.values() if r.outcome in ("error", "failed")]
+    return "\n".join([run.output, *details])[-200_000:]
+
+
+def _cause(error: GoldRejected, run: TestRun, source: Source, what: str) -> GoldRejected:
+    """The rejection, named plainly where the cause is one a user can act on."""
+    ran = [t for t, outcome in run.outcomes.items() if outcome in ("passed", "failed", "error")]
+    missing = re.search(r"FileNotFoundError: .*?No such file or directory: '([^']+)'", _diagnosis(run))
+    if not ran and not run.error:
+        runner = next((n for n in ("runtests.py", "run_tests.py", "test.py", "setup.py") if n in source.root_files
+                       or n in source.test_files), "")
+        return UnsupportedRunner(f"{what}: pytest collected no tests from {source.tests_dir or 'the root'}/ "
+                                 f"({len(source.test_files)} files); the project seems to use a runner of its own"
+                                 + (f" ({runner})" if runner else "") + "; name the folder with `tests = ...` in "
+                                 "projects.toml if it is elsewhere")
+    if missing:
+        return FixturesMissing(f"{what}: the tests open files its source does not ship (FileNotFoundError: "
+                               f"{missing.group(1)}); build from a checkout with `--source PATH`. {error}")
+    return error
+
+
+def ensure_image(gold: GoldEnvironment, *, client: docker.DockerClient) -> str:
     """Rebuild the gold image from its saved recipe where this Docker host lacks it (same content, same tag)."""
     return build_image(client, gold.image, gold.environment.dockerfile, gold.environment.files,
-                       log=log, what=f"gold image of {gold.project}=={gold.version}")
+                       log=logger.info, what=f"gold image of {gold.project}=={gold.version}")
 
 
-def _validate(client: docker.DockerClient, image: str, tests: Tests, module: str, policy: Policy, what: str,
-              log: Callable[[str], None]) -> tuple[tuple[str, ...], float, GoldProbe, Tests]:
-    """Run the suite twice in fresh containers; keep tests that passed both times, judge the rest.
-
-    The pytest plugins the gold environment provides are recorded, so grading loads exactly those."""
-    runs, seconds = [], []
-    for attempt in (1, 2):
-        with Sandbox(image, task_id="gold", client=client) as sandbox:
-            if attempt == 1:
-                tests = replace(tests, plugins=discover_plugins(sandbox, tests))
-            started = time.monotonic()
-            run = run_tests(sandbox, tests)
-            seconds.append(time.monotonic() - started)
-            if run.error:
-                raise GoldRejected(f"{what}: {run.error}\n--- test output ---\n{run.output[-3000:]}")
-            runs.append(run.outcomes)
-            if attempt == 1:
-                probe = probe_gold(sandbox, tests, module)
-    return judge_suite(runs[0], runs[1], max(seconds), policy, what, log), max(seconds), probe, tests
-
-
-def judge_suite(first: dict[str, str], second: dict[str, str], seconds: float, policy: Policy, what: str,
-                log: Callable[[str], None] = print) -> tuple[str, ...]:
+def judge_suite(first: dict[str, str], second: dict[str, str], seconds: float, policy: Policy,
+                what: str) -> tuple[str, ...]:
     """The tests that passed in both runs (flaky ones dropped); GoldRejected, with the reason, if the suite is unfit."""
     passing = tuple(sorted(t for t, outcome in first.items() if outcome == "passed" and second.get(t) == "passed"))
     ran = [t for t, outcome in first.items() if outcome in ("passed", "failed", "error")]
     flaky = sum(first.get(t) != second.get(t) for t in set(first) | set(second))
     rate = len(passing) / len(ran) if ran else 0.0
-    log(f"{what}: {len(passing)} of {len(ran)} tests pass twice ({flaky} flaky, "
-        f"{len(first) - len(ran)} skipped); suite {seconds:.1f} s")
+    logger.info("%s: %d of %d tests pass twice (%d flaky, %d skipped); suite %.1f s", what, len(passing), len(ran),
+                flaky, len(first) - len(ran), seconds)
     if len(passing) < policy.min_passing:
         raise GoldRejected(f"{what}: only {len(passing)} tests pass twice (at least {policy.min_passing} needed)")
     if rate < policy.min_pass_rate:
@@ -182,9 +248,12 @@ def judge_suite(first: dict[str, str], second: dict[str, str], seconds: float, p
     return passing
 
 
-def _dockerfile(install: list[str], has_project_files: bool) -> str:
-    return "\n".join([
+def _dockerfile(install: list[str], system: tuple[str, ...], has_project_files: bool) -> str:
+    apt = (f"RUN apt-get update && apt-get install -y --no-install-recommends {' '.join(system)} "
+           "&& rm -rf /var/lib/apt/lists/*") if system else None
+    return "\n".join(line for line in [
         f"FROM {PYTHON_IMAGE}",
+        apt,
         _APT_LOCAL_SOURCE,
         f"COPY wheelhouse/ {WHEELHOUSE}/",
         f"RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-index --find-links {WHEELHOUSE} "
@@ -193,71 +262,10 @@ def _dockerfile(install: list[str], has_project_files: bool) -> str:
         f"COPY project/ {PROJECT_DIR}/" if has_project_files else f"RUN mkdir -p {PROJECT_DIR}",
         f"WORKDIR {PROJECT_DIR}",
         "",
-    ])
+    ] if line is not None)
 
 
 def _closest(name: str, modules: tuple[str, ...]) -> str:
     wanted = wheelhouse.canonical(name).replace("-", "_")
     return next((m for m in modules if m.lower() == wanted), None) or \
         next((m for m in modules if m.lower() in wanted), modules[0] if modules else wanted)
-
-
-def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
-    for relative, data in files.items():
-        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
-        (folder / relative).write_bytes(data)
-
-
-def save_gold(gold: GoldEnvironment, folder: Path) -> Path:
-    """Write gold.toml, environment/ (Dockerfile + context, wheelhouse included) and tests/, atomically."""
-    folder = Path(folder)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=_parent(folder)))
-    probe = {k: v for k, v in vars(gold.probe).items() if k != "distributions"}
-    probe["distributions"] = [vars(d) for d in gold.probe.distributions]
-    document: dict[str, Any] = {
-        "project": gold.project, "version": gold.version, "image": gold.image, "passing": list(gold.passing),
-        "environment": {"network": gold.environment.network},
-        "tests": {key: value for key, value in vars(gold.tests).items() if key != "files"},
-        "probe": _plain(probe)}
-    (staging / "gold.toml").write_text(tomli_w.dumps(document))
-    _write_tree(staging / "environment", {"Dockerfile": gold.environment.dockerfile.encode(),
-                                          **gold.environment.files})
-    _write_tree(staging / "tests", dict(gold.tests.files))
-    shutil.rmtree(folder, ignore_errors=True)
-    staging.rename(folder)
-    return folder
-
-
-def load_gold(folder: Path) -> GoldEnvironment:
-    folder = Path(folder)
-    data = tomllib.loads((folder / "gold.toml").read_text())
-    context = wheelhouse.read_tree(folder / "environment")
-    dockerfile = context.pop("Dockerfile").decode()
-    probe = dict(data["probe"])
-    distributions = tuple(Distribution(d["name"], d["version"], tuple(d["top_level"]), tuple(d["files"]))
-                          for d in probe.pop("distributions"))
-    probe = {k: tuple(v) if isinstance(v, list) else v for k, v in probe.items()}
-    return GoldEnvironment(
-        data["project"], data["version"], data["image"],
-        Environment(dockerfile, context, network=data["environment"]["network"]),
-        _tests(data["tests"], wheelhouse.read_tree(folder / "tests")), tuple(data["passing"]),
-        GoldProbe(distributions=distributions, **probe))
-
-
-def _tests(fields: dict[str, Any], files: dict[str, bytes]) -> Tests:
-    fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
-    if "command" in fields and "python" not in fields:  # a recipe saved before the trusted runner
-        fields["runner"] = "script"
-    return Tests(files=files, **fields)
-
-
-def _plain(value: Any) -> Any:
-    """Tuples to lists, recursively, for the TOML writer."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
-
-
-def _parent(folder: Path) -> Path:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    return folder.parent

@@ -8,16 +8,17 @@ Both are cached per project and version under `paths.cache_dir()`, so a second g
 from __future__ import annotations
 
 import hashlib
-import re
+import json
+import logging
 import shutil
 import subprocess
 import sys
 import tempfile
-import tomllib
 import zipfile
-from dataclasses import dataclass
 from email.parser import Parser
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from cligym_env import paths
 from cligym_env.error import ProjectNotFound, WheelhouseError
@@ -26,23 +27,20 @@ PYTHON_VERSION = "3.11"
 # Bookworm has glibc 2.36, so any manylinux wheel up to 2.36 runs. pip does not widen a given manylinux tag to
 # older ones (except manylinux2014 to 2010 and 1), so every tag is named; linux_x86_64 admits wheels built here.
 PLATFORMS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)), "manylinux2014_x86_64", "linux_x86_64")
-MAX_SOURCE_BUILDS = 10
-ROOT_CONFIGS = ("pytest.ini", "setup.cfg", "tox.ini", "pyproject.toml", "conftest.py")  # kept beside the tests
-TEST_DIRS = ("tests", "test", "testing")
-TEST_GROUPS = ("test", "tests", "testing")  # extras and dependency groups that hold test requirements
+logger = logging.getLogger(__name__)
 
 
 def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return canonicalize_name(name)
 
 
 def latest_version(name: str) -> str:
-    """The newest release on the index (pip's own view, so the machine's index settings apply)."""
-    run = _pip("index", "versions", name)
-    match = re.search(r"^\S+ \(([^)\s]+)\)", run.stdout, flags=re.M)
-    if run.returncode != 0 or not match:
-        raise ProjectNotFound(f"project {name!r} was not found on the package index: {_error(run)}")
-    return match.group(1)
+    """The newest release on the index (pip's own resolver and JSON report, so the machine's index settings apply)."""
+    run = _pip("install", "--dry-run", "--ignore-installed", "--no-deps", "-q", "--report", "-", name)
+    try:
+        return json.loads(run.stdout)["install"][0]["metadata"]["version"]
+    except (ValueError, KeyError, IndexError):
+        raise ProjectNotFound(f"project {name!r} was not found on the package index: {_error(run)}") from None
 
 
 def fetch_sdist(name: str, version: str) -> Path:
@@ -54,63 +52,53 @@ def fetch_sdist(name: str, version: str) -> Path:
     with tempfile.TemporaryDirectory(dir=scratch_dir()) as scratch:
         run = _pip("download", "--no-deps", "--no-binary", name, "--dest", scratch, f"{name}=={version}")
         files = list(Path(scratch).iterdir())
-        if "No matching distribution" in run.stdout + run.stderr:
+        if run.returncode != 0 and not files:
             raise ProjectNotFound(f"no source distribution of {name}=={version} on the package index "
-                                  f"(an sdist is needed for its tests): {_error(run)}")
+                                  f"(an sdist is needed for its tests; or give one with --source): {_error(run)}")
         if run.returncode != 0 or len(files) != 1:
             raise WheelhouseError(f"downloading the sdist of {name}=={version} failed: {_error(run)}")
         folder.mkdir(parents=True, exist_ok=True)
         return Path(shutil.move(files[0], folder / files[0].name))
 
 
-@dataclass(frozen=True)
-class Source:
-    """What the gold image and its hidden tests take from the sdist (never the project's own code)."""
+def build_wheel(name: str, version: str, source: Path) -> Path:
+    """Build the project's own wheel on the host (cached), so the image installs what was tested.
 
-    tests_dir: str  # the test folder at the sdist's root ("" if none was found)
-    test_files: dict[str, bytes]  # its files, by path inside it
-    root_files: dict[str, bytes]  # test configuration at the root (ROOT_CONFIGS), by name
-    test_groups: tuple[str, ...]  # requirements of the PEP 735 dependency groups named like tests
-
-
-def read_sdist(sdist: Path, tests_dir: str | None = None) -> Source:
-    with tempfile.TemporaryDirectory(dir=scratch_dir()) as scratch:
-        shutil.unpack_archive(sdist, scratch, filter="data")
-        root = next(Path(scratch).iterdir())
-        tests_dir = tests_dir or next((d for d in TEST_DIRS if any((root / d).rglob("test_*.py"))
-                                       or any((root / d).rglob("*_test.py"))), "")
-        pyproject = root / "pyproject.toml"
-        groups = tomllib.loads(pyproject.read_text()).get("dependency-groups", {}) if pyproject.is_file() else {}
-        return Source(tests_dir, read_tree(root / tests_dir) if tests_dir else {},
-                      {n: (root / n).read_bytes() for n in ROOT_CONFIGS if (root / n).is_file()},
-                      tuple(dict.fromkeys(r for group in TEST_GROUPS for r in _expand(groups, group))))
-
-
-def _expand(groups: dict[str, list[str | dict[str, str]]], group: str) -> list[str]:
-    """A dependency group's requirements, with its `include-group` entries expanded."""
-    return [r for item in groups.get(group, [])
-            for r in (_expand(groups, item["include-group"]) if isinstance(item, dict) else [item])]
-
-
-def read_tree(folder: Path) -> dict[str, bytes]:
-    """Files under `folder` by relative POSIX path, less bytecode left by local test runs."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")}
-
-
-def build_wheel(name: str, version: str, sdist: Path) -> Path:
-    """Build the project's own wheel from its sdist on the host (cached), so the image installs what was tested."""
-    folder = paths.cache_dir() / "wheels" / f"{canonical(name)}-{version}"
+    `source` is its sdist, another archive or a checkout folder (`--source`); the cache is keyed by where it is."""
+    stamp = f"{Path(source).resolve()}:{Path(source).stat().st_mtime_ns}"
+    folder = paths.cache_dir() / "wheels" / f"{canonical(name)}-{version}-{hashlib.sha256(stamp.encode()).hexdigest()[:8]}"
     found = sorted(folder.glob("*.whl"))
     if found:
         return found[0]
     with tempfile.TemporaryDirectory(dir=scratch_dir()) as scratch:
-        run = _pip("wheel", "--no-deps", "--wheel-dir", scratch, str(sdist))
+        run = _pip("wheel", "--no-deps", "--wheel-dir", scratch, str(source))
         wheels = list(Path(scratch).glob("*.whl"))
         if run.returncode != 0 or len(wheels) != 1:
-            raise WheelhouseError(f"building a wheel of {name}=={version} from {sdist.name} failed: {_error(run)}")
+            raise WheelhouseError(f"building a wheel of {name}=={version} from {Path(source).name} failed: "
+                                  f"{_error(run)}")
         folder.mkdir(parents=True, exist_ok=True)
         return Path(shutil.move(wheels[0], folder / wheels[0].name))
+
+
+def strip_wheel(wheel: Path, prefix: str) -> Path:
+    """A copy of `wheel` without the files under `prefix` (tests inside the package), RECORD to match (cached)."""
+    folder = wheel.parent / f"stripped-{prefix.replace('/', '-')}"
+    target = folder / wheel.name
+    if target.exists():
+        return target
+    folder.mkdir(exist_ok=True)
+    partial = folder / f".{wheel.name}"
+    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as sink:
+        for item in source.infolist():
+            if item.filename.startswith(f"{prefix}/"):
+                continue
+            data = source.read(item)
+            if item.filename.endswith(".dist-info/RECORD"):
+                data = b"".join(line for line in data.splitlines(keepends=True) if not line.startswith(
+                    f"{prefix}/".encode()))
+            sink.writestr(item, data)
+    partial.rename(target)
+    return target
 
 
 def wheel_metadata(wheel: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -123,44 +111,82 @@ def wheel_metadata(wheel: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
         modules = set(archive.read(top_level).decode().split()) if top_level else {
             n.split("/")[0] if "/" in n else n.split(".")[0] for n in names
             if ("/" in n or n.endswith((".py", ".so"))) and not n.split("/")[0].endswith((".dist-info", ".data"))}
-    return extras, tuple(sorted(modules))
+    return extras, tuple(sorted(m for m in modules if "/" not in m))
 
 
 def build_wheelhouse(name: str, version: str, project_wheel: Path, extras: tuple[str, ...],
-                     requirements: list[str]) -> Path:
-    """Every wheel the venv installs: the project's own (with `extras`), `requirements`, and all their deps.
+                     required: list[str], wishes: list[str] = ()) -> tuple[Path, tuple[str, ...]]:
+    """Every wheel the venv installs: the project's own (with `extras`), `required`, the `wishes` that resolve
+    beside them (others are dropped, logged), and all their deps; returns (folder, the wishes kept).
 
-    Wheels come from the index for CPython 3.11 manylinux x86-64; a dependency that ships only an sdist is built
-    here, and accepted only if it is pure Python (a compiled one built here might not load in the image).
+    pip resolves on the host (CPython 3.11 on Linux x86-64, like the image) and reports its choice as JSON; the
+    chosen versions are then downloaded for manylinux, and a dependency that ships only an sdist is built here,
+    accepted only if it is pure Python (a compiled one built here might not load in the image).
     """
-    key = hashlib.sha256(repr((project_wheel.name, extras, requirements, PLATFORMS)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(repr((project_wheel.name, extras, required, wishes, PLATFORMS)).encode()).hexdigest()[:12]
     folder = paths.cache_dir() / "wheelhouses" / f"{canonical(name)}-{version}-{key}"
     if (folder / ".complete").exists():
-        return folder
+        return folder, tuple(json.loads((folder / ".complete").read_text()))
     scratch = Path(tempfile.mkdtemp(dir=scratch_dir()))
     try:
         shutil.copy2(project_wheel, scratch)
-        target = ["--only-binary", ":all:", "--python-version", PYTHON_VERSION, "--implementation", "cp",
-                  "--abi", "cp" + PYTHON_VERSION.replace(".", ""), *(f"--platform={p}" for p in PLATFORMS)]
         project = str(scratch / project_wheel.name) + (f"[{','.join(extras)}]" if extras else "")
-        for _ in range(MAX_SOURCE_BUILDS):
-            run = _pip("download", *target, "--dest", str(scratch), "--find-links", str(scratch),
-                       project, *requirements)
-            if run.returncode == 0:
-                break
-            missing = re.search(r"No matching distribution found for ([^\s;]+)", run.stdout + run.stderr)
-            if not missing:
-                raise WheelhouseError(f"gathering the wheels of {name}=={version} failed: {_error(run)}")
-            _build_pure_wheel(missing.group(1), scratch)
-        else:
-            raise WheelhouseError(f"{name}=={version}: more than {MAX_SOURCE_BUILDS} dependencies lack wheels")
-        (scratch / ".complete").touch()
+        base = [project, *required]
+        report, error = _resolve(scratch, base)
+        if report is None:
+            raise WheelhouseError(f"the requirements of {name}=={version} cannot be resolved: {error}")
+        kept = _resolvable(scratch, base, list(wishes))
+        if set(kept) != set(wishes):
+            logger.info("%s: declared test requirements left out (they do not resolve): %s", name,
+                        ", ".join(w for w in wishes if w not in kept))
+        report = _resolve(scratch, [*base, *kept])[0] if kept else report
+        _download(report, scratch)
+        (scratch / ".complete").write_text(json.dumps(list(kept)))
         shutil.rmtree(folder, ignore_errors=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
         scratch.rename(folder)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return folder
+    return folder, tuple(kept)
+
+
+def _resolve(scratch: Path, requirements: list[str]) -> tuple[dict | None, str]:
+    """(pip's JSON installation report for `requirements` on this host, or None if they do not resolve; pip's error)."""
+    run = _pip("install", "--dry-run", "--ignore-installed", "-q", "--find-links", str(scratch),
+               "--report", "-", *requirements)
+    try:
+        return (json.loads(run.stdout) if run.returncode == 0 else None), _error(run)
+    except ValueError:
+        return None, _error(run)
+
+
+def _resolvable(scratch: Path, base: list[str], wishes: list[str]) -> list[str]:
+    """The wishes that resolve together with `base`, found by halving (few resolver runs when most resolve)."""
+    if not wishes or _resolve(scratch, [*base, *wishes])[0] is not None:
+        return wishes
+    if len(wishes) == 1:
+        return []
+    left = _resolvable(scratch, base, wishes[:len(wishes) // 2])
+    return left + _resolvable(scratch, [*base, *left], wishes[len(wishes) // 2:])
+
+
+def _download(report: dict, scratch: Path) -> None:
+    """The wheels of the report's choice, for the image's platform; pure wheels built for sdist-only ones."""
+    target = ["--only-binary", ":all:", "--python-version", PYTHON_VERSION, "--implementation", "cp",
+              "--abi", "cp" + PYTHON_VERSION.replace(".", ""), *(f"--platform={p}" for p in PLATFORMS)]
+    pins, sources = [], []
+    for item in report.get("install", []):
+        url = item.get("download_info", {}).get("url", "")
+        if url.startswith("file:") and scratch.as_posix() in url:
+            continue  # the project's own wheel, already there
+        pin = f"{item['metadata']['name']}=={item['metadata']['version']}"
+        (pins if url.endswith(".whl") else sources).append(pin)
+    if pins:
+        run = _pip("download", "--no-deps", *target, "--dest", str(scratch), *pins)
+        if run.returncode != 0:
+            raise WheelhouseError(f"downloading the wheels {' '.join(pins)} failed: {_error(run)}")
+    for pin in sources:
+        _build_pure_wheel(pin, scratch)
 
 
 def _build_pure_wheel(requirement: str, folder: Path) -> None:
