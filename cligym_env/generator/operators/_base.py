@@ -118,23 +118,84 @@ def lib_dir(probe: GoldProbe) -> str:
     return str(PurePosixPath(libc).parent)
 
 
+# --- aiming: what the gold suite really used (probe.used_*); a probe without usage (older recipes) aims at all ---
+
+@dataclass(frozen=True)
+class _Usage:
+    files: frozenset[str]
+    folders: frozenset[str]  # every parent folder of a used file
+    top_modules: frozenset[str]
+    modules: frozenset[str]
+    libraries: frozenset[str]
+
+
+_USAGE: dict[int, tuple[GoldProbe, _Usage]] = {}
+
+
+def _usage(probe: GoldProbe) -> _Usage:
+    cached = _USAGE.get(id(probe))
+    if cached is None or cached[0] is not probe:
+        files = frozenset(probe.used_files) | frozenset(probe.used_executables)
+        folders = frozenset(str(parent) for f in files for parent in PurePosixPath(f).parents)
+        modules = frozenset(probe.used_modules)
+        cached = (probe, _Usage(files, folders, frozenset(m.split(".")[0] for m in modules), modules,
+                                frozenset(probe.used_libraries)))
+        _USAGE.clear()
+        _USAGE[id(probe)] = cached
+    return cached[1]
+
+
+def used_path(probe: GoldProbe, path: str) -> bool:
+    """Did the gold run touch `path` (a file, or a folder holding a used file)? The hook sees Python's own opens
+    and imports and the libraries mapped, not C code's opens (/etc/nsswitch.conf): elsewhere it cannot tell: True."""
+    if not probe.usage_known:
+        return True
+    usage = _usage(probe)
+    if path in probe.shared_libraries or path in usage.libraries:
+        return path in usage.libraries
+    places = (probe.site_packages, probe.stdlib, str(PurePosixPath(probe.python).parent))
+    if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in places):
+        return True
+    return path in usage.files or path in usage.folders
+
+
+def used_module(probe: GoldProbe, name: str) -> bool:
+    """Was module `name` (dotted or top-level) imported by the gold run?"""
+    return not probe.usage_known or name in _usage(probe).modules or name in _usage(probe).top_modules
+
+
 def breakable(probe: GoldProbe) -> list[tuple[Distribution, float]]:
-    """Distributions worth breaking, weighted: the project most, then what the tests import; never the runner."""
+    """Distributions worth breaking, weighted: the project, then what the tests import; never the runner, and
+    (where usage was recorded) only those the gold run imported."""
     chosen = []
     for dist in probe.distributions:
         name = dist.name.lower().replace("_", "-")
+        if probe.usage_known and not any(used_module(probe, top) for top in dist.top_level):
+            continue
         if probe.project_module in dist.top_level:
-            chosen.append((dist, 4.0))
+            chosen.append((dist, 2.0))
         elif name not in RUNNER and not name.startswith("pytest"):
             chosen.append((dist, 2.0 if set(probe.test_imports) & set(dist.top_level) else 1.0))
     return chosen
 
 
 def module_files(probe: GoldProbe, dist: Distribution) -> list[str]:
-    """The importable .py files a distribution installed into site-packages, leaving out its own test suite."""
+    """The importable .py files a distribution installed into site-packages, leaving out its own test suite
+    and (where usage was recorded) the modules the gold run never imported."""
     prefix = probe.site_packages.rstrip("/") + "/"
     return [f for f in dist.files if f.startswith(prefix) and f.endswith(".py") and ".dist-info/" not in f
-            and not {"tests", "test"} & set(PurePosixPath(f).parts) and not f.endswith("/conftest.py")]
+            and not {"tests", "test"} & set(PurePosixPath(f).parts) and not f.endswith("/conftest.py")
+            and used_path(probe, f)]
+
+
+DATA_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pth", ".typed")
+
+
+def data_files(probe: GoldProbe, dist: Distribution) -> list[str]:
+    """Package data (templates, tables, certificates...) the gold run opened: one file a few tests need."""
+    prefix = probe.site_packages.rstrip("/") + "/"
+    return [f for f in dist.files if probe.usage_known and f.startswith(prefix) and ".dist-info/" not in f
+            and "/__pycache__/" not in f and not f.endswith(DATA_SUFFIXES) and f in _usage(probe).files]
 
 
 def source_targets(probe: GoldProbe) -> list[Target]:

@@ -46,7 +46,7 @@ def _abi_targets(probe: GoldProbe) -> list[Target]:
     targets = []
     for path in probe.extension_modules:
         found = ABI.search(path)
-        if path not in owners or not found:
+        if path not in owners or not found or not used_path(probe, path):
             continue
         platform = found.group(1).split("-", 2)[2] if found.group(1) != "abi3" else PurePosixPath(lib_dir(probe)).name
         other = platform.replace("x86_64", "aarch64") if "x86_64" in platform else "x86_64-linux-gnu"

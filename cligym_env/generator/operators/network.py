@@ -10,7 +10,7 @@ import random
 
 from cligym_env.generator.operators._base import (
     APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook_draft, hook_targets, lib_dir, q, reinstall_wheel,
-    restore_conffile)
+    restore_conffile, used_path)
 from cligym_env.generator.operators.infrastructure import (LIBRARY_DAMAGE, damage_extension, damage_library,
                                                            extension_targets)
 from cligym_env.generator.types import GoldProbe
@@ -53,7 +53,7 @@ def _openssl(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 def _tls_library_targets(probe: GoldProbe) -> list[Target]:
     paths = {f"{lib_dir(probe)}/{name}" for name in ("libssl.so.3", "libcrypto.so.3")}
     paths |= {p for p in probe.shared_libraries if "/libssl.so" in p or "/libcrypto.so" in p}
-    return [Target(f"{p}:{mode}", (p, mode)) for p in sorted(paths) for mode in LIBRARY_DAMAGE]
+    return [Target(f"{p}:{mode}", (p, mode)) for p in sorted(paths) if used_path(probe, p) for mode in LIBRARY_DAMAGE]
 
 
 def _tls_library(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
