@@ -129,20 +129,24 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
                                                           "(on CPU vLLM's default takes most of the memory)."),
              dtype: str = typer.Option("auto", help="Agentic mode, local model: weights dtype (float32 is "
                                        "fastest on CPU for small models)."),
+             shortcuts: str = typer.Option("keep", help="keep or drop breakages that one reinstall from the "
+                                           "wheelhouse (of the project, or of everything) already repairs; "
+                                           "either way the report shows their share."),
              registry: Optional[Path] = RegistryOption) -> None:
     """Mint tasks by environment inversion from real projects, validate them, and add them to the registry."""
     from cligym_env.generator.command import run_generate
-
-    if mode not in ("rules", "agentic"):
-        raise typer.BadParameter(f"--mode {mode!r}: use rules or agentic")
+    from cligym_env.error import UsageError
     from cligym_env.generator.gold import GoldError
+    from cligym_env.generator.types import EngineOptions, GenerateConfig
 
-    engine = {"max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib, "dtype": dtype}
+    config = GenerateConfig(
+        projects=tuple(project or ()), mode=mode, max_tasks=max_tasks,
+        categories=tuple(c for c in categories.split(",") if c), workers=workers, seed=seed, llm=llm,
+        proposals=proposals, keep_unverified=keep_unverified, shortcuts=shortcuts,
+        engine=EngineOptions(max_model_len=max_model_len, kv_cache_gib=kv_cache_gib, dtype=dtype))
     try:
-        run_generate(_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
-                     categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
-                     proposals=proposals, console=console, engine=engine, keep_unverified=keep_unverified)
-    except (GoldError, ValueError) as error:
+        run_generate(_registry(registry), config, console)
+    except (GoldError, UsageError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
 

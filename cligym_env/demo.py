@@ -22,13 +22,14 @@ def run_demo(registry: Registry, console: Console, *, project: str = "iniconfig"
     from agents.rollout import run_episode
     from cligym_env.env import CLIGymEnv
     from cligym_env.generator.command import run_generate
+    from cligym_env.generator.types import GenerateConfig
     from cligym_env.images import bootstrap
     from cligym_env.runtime.docker_client import connect
 
     bootstrap(connect(), log=console.print)
     if project:
-        run_generate(registry, [project], mode="rules", max_tasks=max_tasks, categories=[], workers=2, seed=seed,
-                     llm=None, proposals=0, console=console)
+        run_generate(registry, GenerateConfig(projects=(project,), max_tasks=max_tasks, workers=2, seed=seed),
+                     console)
     env = CLIGymEnv(registry)
     table = Table("task", "project", "category", "oracle", "no-op", "seconds", title="CLI-Gym: every task checked")
     healthy = True

@@ -57,7 +57,12 @@ def fake_probe(**changes: object) -> GoldProbe:
             "libc.so.6", "libm.so.6", "libz.so.1", "libexpat.so.1", "libffi.so.8", "libsqlite3.so.0", "libssl.so.3",
             "libcrypto.so.3", "libuuid.so.1")) + ("/lib64/ld-linux-x86-64.so.2",),
         wheelhouse="/opt/wheelhouse", apt_archives="/var/cache/apt/archives")
-    return GoldProbe(**{**vars(probe), **changes})
+    used = {  # the gold run used everything here (the aiming tests take parts away)
+        "used_modules": tuple(sorted({t for d in probe.distributions for t in d.top_level} | set(probe.test_imports)
+                                     | {"_ssl", "_hashlib", "_multiprocessing", "_posixsubprocess", "_sqlite3"})),
+        "used_files": tuple(sorted(f for d in probe.distributions for f in d.files)),
+        "used_libraries": probe.shared_libraries, "used_executables": ("/opt/venv/bin/proj",)}
+    return GoldProbe(**{**vars(probe), **used, **changes})
 
 
 def all_breakages(probe: GoldProbe) -> list[Breakage]:

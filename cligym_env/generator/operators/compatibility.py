@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 from cligym_env.generator.operators._base import (
     APT, NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, drop_bytecode, hook_draft, hook_targets, lib_dir,
-    q, reinstall_deb, reinstall_wheel, source_targets, xy)
+    q, reinstall_deb, reinstall_wheel, source_targets, used_path, xy)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "compatibility"
