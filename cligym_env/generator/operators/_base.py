@@ -243,9 +243,13 @@ def restore_conffile(probe: GoldProbe, path: str) -> list[str]:
 PTH_NAMES = ("_site_tweaks.pth", "local-settings.pth", "zz_runtime.pth", "00-sitecfg.pth", "devtools-hooks.pth")
 
 
-def hook_targets(probe: GoldProbe, items: Sequence[str], weight: float = 1.0) -> list[Target]:
+def hook_targets(probe: GoldProbe, items: Sequence[str], weight: float = 1.0,
+                 modules: Sequence[str] = ()) -> list[Target]:
     """Each item once per place a start-up hook can live: a .pth file, or Debian's sitecustomize (restored from
-    its package, so only where the archives are kept)."""
+    its package, so only where the archives are kept). With `modules`, only if the gold run imported one of them
+    (a hook on multiprocessing cannot bite a suite that never starts a process)."""
+    if modules and not any(used_module(probe, m) for m in modules):
+        return []
     places = ("pth", "sitecustomize") if probe.apt_archives else ("pth",)
     return [Target(f"{item}@{place}", (item, place), weight) for item in items for place in places]
 

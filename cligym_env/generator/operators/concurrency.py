@@ -43,7 +43,7 @@ SIGNALS = {
 
 
 def _signal_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, list(SIGNALS))
+    return hook_targets(probe, list(SIGNALS), modules=("subprocess", "multiprocessing", "signal", "asyncio"))
 
 
 def _signal(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -60,7 +60,7 @@ MULTIPROCESSING_EXTENSIONS = [("multiprocessing", "_multiprocessing"), ("concurr
 
 
 def _start_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, START_METHODS)
+    return hook_targets(probe, START_METHODS, modules=("multiprocessing", "concurrent.futures.process"))
 
 
 def _start_method(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:

@@ -10,7 +10,7 @@ import random
 
 from cligym_env.generator.operators._base import (
     APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook_draft, hook_targets, lib_dir, q, reinstall_wheel,
-    restore_conffile, used_path)
+    restore_conffile, used_module, used_path)
 from cligym_env.generator.operators.infrastructure import (LIBRARY_DAMAGE, damage_extension, damage_library,
                                                            extension_targets)
 from cligym_env.generator.types import GoldProbe
@@ -85,7 +85,8 @@ PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy", "ALL_
 
 
 def _proxy_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, PROXY_VARIABLES)
+    return hook_targets(probe, PROXY_VARIABLES, modules=("urllib.request", "http.client", "requests", "httpx",
+                                                         "urllib3", "aiohttp"))
 
 
 def _proxy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -105,7 +106,8 @@ POLICIES = {  # a "hardening" audit hook that denies these events to every Pytho
 
 
 def _policy_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, sorted(POLICIES))
+    needs = {"processes": ("subprocess", "multiprocessing"), "sockets": ("socket",), "name-lookups": ("socket",)}
+    return [t for kind in sorted(POLICIES) for t in hook_targets(probe, [kind], modules=needs[kind])]
 
 
 def _policy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
