@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import threading
 import time
@@ -158,13 +159,16 @@ def store(registry: Registry, outcome: Outcome, validated: Validated, tasks: lis
 
 def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: GoldEnvironment,
                       candidates: Iterable[Breakage], log: RunLog, *, max_tasks: int, workers: int, seed: int,
-                      shortcuts: str = "keep",
+                      shortcuts: str = "keep", whole_suite_share: float = 0.5,
                       on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
     """Validate candidates in parallel until `max_tasks` breakages are accepted; return this call's outcomes.
 
-    `shortcuts="drop"` rejects a candidate that a plain reinstall from the wheelhouse solves."""
+    Narrow breakages are preferred: at most `whole_suite_share` of a project's tasks (rounded up) may leave no
+    test passing; `shortcuts="drop"` rejects a candidate that a plain reinstall from the wheelhouse solves."""
     tried = log.tried()
-    accepted = sum(o.status == "accepted" and o.project == gold.project for o in log.outcomes)
+    ours = [o for o in log.outcomes if o.status == "accepted" and o.project == gold.project]
+    accepted, whole_suite = len(ours), sum(o.pass_to_pass == 0 for o in ours)
+    whole_suite_limit = math.ceil(max_tasks * whole_suite_share)
     pending = iter([c for c in candidates if f"{gold.project}|{c.operator}|{c.target}" not in tried])
     results: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -188,12 +192,18 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 except Exception as error:  # one broken candidate must not end the run
                     outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
                 else:
+                    outcome.shortcuts = list(validated.shortcuts)
+                    outcome.fail_to_pass = len(validated.tests.fail_to_pass)
+                    outcome.pass_to_pass = len(validated.tests.pass_to_pass)
                     if shortcuts == "drop" and validated.shortcuts:
                         outcome.reason = f"shortcut-solvable: {', '.join(validated.shortcuts)}"
-                        outcome.shortcuts = list(validated.shortcuts)
+                    elif not validated.tests.pass_to_pass and whole_suite >= whole_suite_limit:
+                        outcome.reason = (f"whole-suite: no test passes any more, and {whole_suite} of this "
+                                          f"project's tasks already fail the whole suite")
                     else:
                         store(registry, outcome, validated, package(gold, validated, seed=seed))
-                    accepted += outcome.status == "accepted"
+                        accepted += outcome.status == "accepted"
+                        whole_suite += outcome.status == "accepted" and not validated.tests.pass_to_pass
                 outcome.seconds = round(time.monotonic() - started, 2)
                 log.add(outcome)
                 results.append(outcome)
