@@ -9,7 +9,6 @@ figures beside ours), then the oracle and no-op rewards over every kept task (ta
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from agents.trajectory import read_jsonl
 from cligym_env import paths
 from cligym_env.generator.command import run_generate
 from cligym_env.generator.gold import load_projects
+from cligym_env.generator.pipeline import RunLog, run_log_path
+from cligym_env.generator.report import build_report
 from cligym_env.generator.types import GenerateConfig
 from cligym_env.tasks import Registry
 
@@ -45,7 +46,10 @@ def main() -> None:
     folder = run_generate(registry, GenerateConfig(projects=tuple(projects), max_tasks=args.per_project,
                                                    categories=tuple(categories), workers=args.workers, seed=args.seed,
                                                    shortcuts=args.shortcuts), console)
-    report = json.loads((folder / "report.json").read_text())
+    # the figures over the whole run log (a resumed run's earlier candidates too), not only this invocation's
+    report = vars(build_report(RunLog(run_log_path(f"rules-seed{args.seed}")).outcomes, 0.0))
+    report["yield"] = report["accepted"] / report["candidates"] if report["candidates"] else 0.0
+    console.print(f"report of this invocation: {folder}")
     minutes = (time.monotonic() - started) / 60
     task_ids = [row["id"] for row in registry.query(hint=False)]
     covered = {row["category"] for row in registry.query()}

@@ -178,7 +178,8 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 candidate = next(pending, None)
                 if candidate is None:
                     break
-                running[pool.submit(validate, client, gold, candidate)] = (candidate, time.monotonic())
+                narrow = whole_suite + len(running) >= whole_suite_limit  # the budget may be spent by then
+                running[pool.submit(validate, client, gold, candidate, narrow=narrow)] = (candidate, time.monotonic())
             if not running:
                 return results
             done, _ = wait(running, return_when=FIRST_COMPLETED)

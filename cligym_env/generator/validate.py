@@ -64,9 +64,10 @@ def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment
 
 
 def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Breakage, *,
-             verify_repair: bool = True, shortcuts: bool = True) -> Validated:
+             verify_repair: bool = True, shortcuts: bool = True, narrow: bool = False) -> Validated:
     """Every check above; with `verify_repair=False` a failed repair is recorded instead of rejected;
-    `shortcuts=False` skips trying the shortcuts (they cost a fresh container and a test run each)."""
+    `shortcuts=False` skips trying the shortcuts (they cost a fresh container and a test run each);
+    `narrow=True` rejects, before any repair is tried, a breakage that leaves no test passing."""
     try:
         environment = broken_environment(gold, breakage)
         image = build_environment(client, environment, what=f"{gold.project}/{breakage.operator}")
@@ -82,6 +83,8 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
     pass_to_pass = tuple(sorted(t for t in gold_passing if outcomes.get(t) == "passed"))
     if not fail_to_pass:
         raise Rejected("breaks-nothing", "every gold-passing test still passes")
+    if narrow and not pass_to_pass:
+        raise Rejected("whole-suite", "no test passes any more, and this project has its share of such tasks")
     if first.error and not first.output.strip():
         raise Rejected("runner-broken", "the runner broke without any error message")
 

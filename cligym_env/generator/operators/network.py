@@ -67,6 +67,8 @@ BUNDLE_DAMAGE = {"empty": "truncate -s 0 {path}", "corrupt": "sed -i '/^-----/!s
 
 
 def _bundle_targets(probe: GoldProbe) -> list[Target]:
+    if not used_module(probe, "ssl"):
+        return []  # nothing in the gold run verifies a certificate
     bundles = [(CA_BUNDLE, None, 1.0)]
     if probe.wheelhouse:
         bundles += [(f, d, w) for d, w in breakable(probe) for f in d.files if f.endswith("certifi/cacert.pem")]
