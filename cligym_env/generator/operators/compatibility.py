@@ -67,6 +67,7 @@ def _abi(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 
 def _skew_targets(probe: GoldProbe) -> list[Target]:
     return [Target(f"{d.name}:{kind}", (d, kind), w) for d, w in breakable(probe) if dist_info(probe, d)
+            and used_path(probe, f"{dist_info(probe, d)}/METADATA")  # someone reads the version
             for kind in ("major-bump", "ancient")]
 
 

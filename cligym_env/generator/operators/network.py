@@ -37,6 +37,8 @@ PROVIDERS = ("legacy", "fips", "base")  # activating only one of these leaves TL
 
 
 def _openssl_targets(probe: GoldProbe) -> list[Target]:
+    if not (used_module(probe, "_ssl") or used_module(probe, "_hashlib")):
+        return []  # OpenSSL's configuration is read only by what loads libcrypto
     return [Target(f"{OPENSSL_CNF}:providers={p}", p) for p in PROVIDERS]
 
 
