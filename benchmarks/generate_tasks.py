@@ -47,11 +47,12 @@ def main() -> None:
                                                    categories=tuple(categories), workers=args.workers, seed=args.seed,
                                                    shortcuts=args.shortcuts), console)
     # the figures over the whole run log (a resumed run's earlier candidates too), not only this invocation's
-    report = vars(build_report(RunLog(run_log_path(f"rules-seed{args.seed}")).outcomes, 0.0))
+    logged = [o for o in RunLog(run_log_path(f"rules-seed{args.seed}")).outcomes if o.project in set(projects)]
+    report = vars(build_report(logged, 0.0))
     report["yield"] = report["accepted"] / report["candidates"] if report["candidates"] else 0.0
     console.print(f"report of this invocation: {folder}")
     minutes = (time.monotonic() - started) / 60
-    task_ids = [row["id"] for row in registry.query(hint=False)]
+    task_ids = [row["id"] for row in registry.query(hint=False) if row["project"] in set(projects)]
     covered = {row["category"] for row in registry.query()}
     projects_used = {row["project"] for row in registry.query()}
     console.print(f"\nregistry {registry.path}: {len(task_ids)} validated breakages ({len(registry)} tasks with hint "
