@@ -42,6 +42,7 @@ def test_the_probe_records_what_the_gold_suite_really_uses(docker_client, gold):
     assert "/etc/inventory/settings.ini" in probe.used_files  # a config file the code opens
     assert "/app/inventory/core.py" in probe.used_files
     assert "/app/bin/inventory-report" in probe.used_executables  # a program a test starts
+    assert {"open", "import", "subprocess.Popen"} <= set(probe.used_events) and "socket.connect" not in probe.used_events
     assert any(path.endswith("/libc.so.6") for path in probe.used_libraries)
     assert not any(path.startswith(gold.tests.directory.rstrip("/") + "/") for path in probe.used_files)
     assert not any("_cligym_usage" in path for path in (*probe.used_files, *probe.used_modules))
@@ -67,6 +68,10 @@ def test_operators_aim_at_what_the_gold_run_used_and_old_probes_at_everything() 
     assert f"{SITE}/proj/core.py" in narrow and f"{SITE}/certifi/cacert.pem:delete" in narrow
     assert not REGISTRY["damage-package-data"].available(old)  # only where usage shows the data file read
     assert len(narrow) < len(every)
+    quiet = targets(fake_probe(used_events=("open", "import", "exec")))  # no process, no socket, no name lookup
+    for unused in ("ignore-sigchld@pth", "processes@pth", "sockets@pth", "/etc/nsswitch.conf:hosts=dns",
+                   "spawn@pth", "http_proxy@pth"):
+        assert unused in every and unused not in quiet, unused
 
 
 def test_a_recipe_saved_before_usage_was_recorded_still_loads(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ class GoldProbe:
     used_files: tuple[str, ...] = ()  # absolute paths opened or imported from (real paths too), tests excluded
     used_libraries: tuple[str, ...] = ()  # shared libraries mapped into a process (as `shared_libraries` names them)
     used_executables: tuple[str, ...] = ()  # programs started (subprocess, os.exec*, posix_spawn)
+    used_events: tuple[str, ...] = ()  # names of the audit events raised (os.fork, socket.connect, ...)
 
     @property
     def usage_known(self) -> bool:

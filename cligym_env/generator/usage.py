@@ -2,7 +2,9 @@
 
 Only in the probe's own container, a `.pth` file installs a Python audit hook (PEP 578) in every interpreter the
 suite starts. It notes `open`, `import`, `subprocess.Popen`/`os.exec`/`os.posix_spawn` and `ctypes.dlopen` events,
-and at exit the loaded modules and `/proc/self/maps` (the shared libraries really mapped). Operators then aim at
+the names of every audit event raised (`os.fork`, `socket.connect`, ...: what the code really did, where a module
+list only says what pytest imported), and at exit the loaded modules and `/proc/self/maps` (the shared libraries
+really mapped). Operators then aim at
 those targets, so far fewer candidates break something the tests never touch. The gold image is not changed.
 """
 
@@ -25,7 +27,7 @@ MAX_PATHS = 20000
 HOOK = r'''
 import atexit, os, sys
 _OUT = "/tmp/cligym-usage"
-_files, _modules, _programs, _busy = set(), set(), set(), [False]
+_files, _modules, _programs, _events, _busy = set(), set(), set(), set(), [False]
 def _path(value):
     if isinstance(value, bytes):
         value = os.fsdecode(value)
@@ -50,6 +52,7 @@ def _dump():
         os.makedirs(_OUT, exist_ok=True)
         with open(os.path.join(_OUT, "%d-%d.json" % (os.getpid(), id(_files))), "w") as sink:
             json.dump({"modules": sorted(modules), "files": sorted(files), "programs": sorted(_programs),
+                       "events": sorted(_events),
                        "mapped": sorted(p for p in mapped if p.startswith("/")), "cwd": os.getcwd()}, sink)
     except Exception:
         pass
@@ -58,6 +61,7 @@ def _dump():
 def _hook(event, args):
     if _busy[0]:
         return
+    _events.add(event)
     if event == "open":
         path = _path(args[0])
         if path:
@@ -82,13 +86,13 @@ sys.addaudithook(_hook)
 MERGE = r'''
 import glob, json, os, shutil, sys
 out, tests_dir, libraries, result = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-modules, files, programs, mapped = set(), set(), set(), set()
+modules, files, programs, mapped, events = set(), set(), set(), set(), set()
 for name in glob.glob(os.path.join(out, "*.json")):
     try:
         record = json.load(open(name))
     except ValueError:
         continue
-    modules |= set(record["modules"]); mapped |= set(record["mapped"])
+    modules |= set(record["modules"]); mapped |= set(record["mapped"]); events |= set(record["events"])
     files |= {os.path.normpath(f) for f in record["files"]}
     for program in record["programs"]:
         found = program if "/" in program else shutil.which(program, path=os.environ.get("PATH", "") + ":/opt/venv/bin")
@@ -103,7 +107,8 @@ used_libraries = sorted(p for p in libraries if os.path.realpath(p) in real_mapp
 used_libraries += sorted(p for p in real_mapped if ".so" in os.path.basename(p) and p not in used_libraries
                          and not any(os.path.realpath(q) == p for q in libraries))
 json.dump({"used_modules": sorted(m for m in modules if not m.startswith("_cligym_usage")),
-           "used_files": files[:%d], "used_libraries": used_libraries, "used_executables": sorted(programs)},
+           "used_files": files[:%d], "used_libraries": used_libraries, "used_executables": sorted(programs),
+           "used_events": sorted(events)},
           open(result, "w"))
 ''' % MAX_PATHS
 

@@ -164,6 +164,16 @@ def used_module(probe: GoldProbe, name: str) -> bool:
     return not probe.usage_known or name in _usage(probe).modules or name in _usage(probe).top_modules
 
 
+def used_event(probe: GoldProbe, *events: str) -> bool:
+    """Did the gold run do one of these (audit event names)? True where events were not recorded."""
+    return not probe.used_events or any(event in probe.used_events for event in events)
+
+
+PROCESS_EVENTS = ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork", "os.system", "os.spawn")
+SOCKET_EVENTS = ("socket.connect", "socket.bind")
+LOOKUP_EVENTS = ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr")
+
+
 def breakable(probe: GoldProbe) -> list[tuple[Distribution, float]]:
     """Distributions worth breaking, weighted: the project, then what the tests import; never the runner, and
     (where usage was recorded) only those the gold run imported."""
@@ -244,11 +254,12 @@ PTH_NAMES = ("_site_tweaks.pth", "local-settings.pth", "zz_runtime.pth", "00-sit
 
 
 def hook_targets(probe: GoldProbe, items: Sequence[str], weight: float = 1.0,
-                 modules: Sequence[str] = ()) -> list[Target]:
+                 modules: Sequence[str] = (), events: Sequence[str] = ()) -> list[Target]:
     """Each item once per place a start-up hook can live: a .pth file, or Debian's sitecustomize (restored from
     its package, so only where the archives are kept). With `modules`, only if the gold run imported one of them
-    (a hook on multiprocessing cannot bite a suite that never starts a process)."""
-    if modules and not any(used_module(probe, m) for m in modules):
+    (a hook on multiprocessing cannot bite a suite that never starts a process); with `events`, only if it raised
+    one of those audit events."""
+    if modules and not any(used_module(probe, m) for m in modules) or events and not used_event(probe, *events):
         return []
     places = ("pth", "sitecustomize") if probe.apt_archives else ("pth",)
     return [Target(f"{item}@{place}", (item, place), weight) for item in items for place in places]

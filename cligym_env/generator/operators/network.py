@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook_draft, hook_targets, lib_dir, q, reinstall_wheel,
-    restore_conffile, used_module, used_path)
+    APT, LOOKUP_EVENTS, NO_ARCHIVES, SOCKET_EVENTS, Draft, Operator, Target, breakable, hook_draft, hook_targets,
+    lib_dir, q, reinstall_wheel, restore_conffile, used_event, used_module, used_path)
 from cligym_env.generator.operators.infrastructure import (LIBRARY_DAMAGE, damage_extension, damage_library,
                                                            extension_targets)
 from cligym_env.generator.types import GoldProbe
@@ -21,6 +21,8 @@ HOSTS_LINES = ("dns", "nis", "myhostname", "hesiod", "files [SUCCESS=continue] d
 
 
 def _hosts_targets(probe: GoldProbe) -> list[Target]:
+    if not used_event(probe, *LOOKUP_EVENTS, *SOCKET_EVENTS):
+        return []  # the suite never resolves a name
     return [Target(f"{NSSWITCH}:hosts={line}", line) for line in HOSTS_LINES]
 
 
@@ -90,7 +92,7 @@ PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy", "ALL_
 
 def _proxy_targets(probe: GoldProbe) -> list[Target]:
     return hook_targets(probe, PROXY_VARIABLES, modules=("urllib.request", "http.client", "requests", "httpx",
-                                                         "urllib3", "aiohttp"))
+                                                         "urllib3", "aiohttp"), events=SOCKET_EVENTS)
 
 
 def _proxy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -111,7 +113,8 @@ POLICIES = {  # a "hardening" audit hook that denies these events to every Pytho
 
 def _policy_targets(probe: GoldProbe) -> list[Target]:
     needs = {"processes": ("subprocess", "multiprocessing"), "sockets": ("socket",), "name-lookups": ("socket",)}
-    return [t for kind in sorted(POLICIES) for t in hook_targets(probe, [kind], modules=needs[kind])]
+    return [t for kind in sorted(POLICIES) for t in hook_targets(probe, [kind], modules=needs[kind],
+                                                                  events=POLICIES[kind])]
 
 
 def _policy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
