@@ -94,7 +94,7 @@ def to_markdown(report: Report) -> str:
         f"| duplicates dropped | {report.duplicates} |",
         f"| solved by one reinstall of the project | {report.solved_by_project_reinstall} "
         f"({report.share(report.solved_by_project_reinstall):.0%}; target at most 30%) |",
-        f"| solved by a reinstall of everything from the wheelhouse (either shortcut) | "
+        f"| solved by either shortcut (the project, or every wheel, reinstalled) | "
         f"{report.solved_by_any_shortcut} ({report.share(report.solved_by_any_shortcut):.0%}) |",
         f"| with pass-to-pass tests left | {report.with_pass_to_pass} "
         f"({report.share(report.with_pass_to_pass):.0%}; target at least 50%) |",
