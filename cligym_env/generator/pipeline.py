@@ -43,7 +43,7 @@ class Outcome:
     task_ids: list[str] = field(default_factory=list)
     image: str = ""
     tokens: int = 0  # LLM tokens spent on this candidate (agentic mode)
-    shortcuts: list[str] = field(default_factory=list)  # the shortcuts that also solve it (validate.SHORTCUTS)
+    shortcuts: list[str] = field(default_factory=list)  # the shortcuts that also solve it (validate.shortcut_scripts)
     fail_to_pass: int = 0
     pass_to_pass: int = 0
 

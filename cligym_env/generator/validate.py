@@ -5,7 +5,7 @@ rest still pass (pass-to-pass); a second fresh container fails the same way (no 
 repair, run in a fresh broken container and graded as an episode is, makes every selected test pass without the
 audit flagging it; and the runner itself still works (unless the operator meant to break it and the error says so).
 
-Then the cheap shortcuts a policy could learn instead of diagnosing (`SHORTCUTS`: reinstall the project from the
+Then the cheap shortcuts a policy could learn instead of diagnosing (`shortcut_scripts`: reinstall the project from
 wheelhouse; reinstall everything there) are tried, each in a fresh broken container and graded the same way; the
 ones that solve the task are recorded, so a run can report their share or drop such tasks.
 """
@@ -43,7 +43,7 @@ class Validated:
     tests: Tests  # fail_to_pass and pass_to_pass filled in
     broken_run: TestRun  # the real failing run the issue text is written from
     repair_verified: bool = True  # False only when asked to keep a candidate whose repair failed
-    shortcuts: tuple[str, ...] = ()  # the SHORTCUTS that also solve it (a policy could skip the diagnosis)
+    shortcuts: tuple[str, ...] = ()  # the shortcut_scripts that also solve it (a policy could skip the diagnosis)
 
 
 def shortcut_scripts(gold: GoldEnvironment) -> dict[str, str]:
