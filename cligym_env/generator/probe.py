@@ -71,9 +71,10 @@ def probe_gold(sandbox: Sandbox, gold_tests: Tests, project_module: str) -> Gold
     distributions = tuple(Distribution(d["name"], d["version"], tuple(d["top_level"]), tuple(d["files"]))
                           for d in facts.pop("distributions"))
     libraries = tuple(facts.pop("shared_libraries"))
-    usage = record_usage(sandbox, gold_tests, facts["site_packages"], libraries)
+    test_imports = parse_test_imports(gold_tests)
+    usage = record_usage(sandbox, gold_tests, facts["site_packages"], libraries, (project_module, *test_imports))
     return GoldProbe(
-        project_module=project_module, distributions=distributions, test_imports=parse_test_imports(gold_tests),
+        project_module=project_module, distributions=distributions, test_imports=test_imports,
         extension_modules=tuple(facts.pop("extension_modules")), shared_libraries=libraries, **facts, **usage)
 
 

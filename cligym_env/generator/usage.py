@@ -1,10 +1,11 @@
-"""Record what the gold suite really uses: modules, files, shared libraries, programs.
+"""Record what the gold suite really uses: modules, files, shared libraries, programs (less what pytest alone uses).
 
 Only in the probe's own container, a `.pth` file installs a Python audit hook (PEP 578) in every interpreter the
 suite starts. It notes `open`, `import`, `subprocess.Popen`/`os.exec`/`os.posix_spawn` and `ctypes.dlopen` events,
 the names of every audit event raised (`os.fork`, `socket.connect`, ...: what the code really did, where a module
 list only says what pytest imported), and at exit the loaded modules and `/proc/self/maps` (the shared libraries
-really mapped). Operators then aim at
+really mapped). A first run of pytest on an empty folder says what the runner alone loads; that is left out
+(breaking it breaks the runner, not the suite). Operators then aim at
 those targets, so far fewer candidates break something the tests never touch. The gold image is not changed.
 """
 
@@ -86,23 +87,31 @@ sys.addaudithook(_hook)
 MERGE = r'''
 import glob, json, os, shutil, sys
 out, tests_dir, libraries, result = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
-modules, files, programs, mapped, events = set(), set(), set(), set(), set()
-for name in glob.glob(os.path.join(out, "*.json")):
-    try:
-        record = json.load(open(name))
-    except ValueError:
-        continue
-    modules |= set(record["modules"]); mapped |= set(record["mapped"]); events |= set(record["events"])
-    files |= {os.path.normpath(f) for f in record["files"]}
-    for program in record["programs"]:
-        found = program if "/" in program else shutil.which(program, path=os.environ.get("PATH", "") + ":/opt/venv/bin")
-        found = found and os.path.normpath(os.path.join(record["cwd"], found))
-        if found and os.path.isfile(found):  # os.execvp tries every PATH folder: keep the program that exists
-            programs.add(found)
-files |= {os.path.realpath(f) for f in list(files)}
+site, keep = sys.argv[5], set(json.loads(sys.argv[6]))  # the project and what the tests import: never left out
+def collect(folder):
+    modules, files, programs, mapped, events = set(), set(), set(), set(), set()
+    for name in glob.glob(os.path.join(folder, "*.json")):
+        try:
+            record = json.load(open(name))
+        except ValueError:
+            continue
+        modules |= set(record["modules"]); mapped |= set(record["mapped"]); events |= set(record["events"])
+        files |= {os.path.normpath(f) for f in record["files"]}
+        for program in record["programs"]:
+            found = program if "/" in program else shutil.which(program, path=os.environ.get("PATH", "") + ":/opt/venv/bin")
+            found = found and os.path.normpath(os.path.join(record["cwd"], found))
+            if found and os.path.isfile(found):  # os.execvp tries every PATH folder: keep the program that exists
+                programs.add(found)
+    files |= {os.path.realpath(f) for f in list(files)}
+    return modules, files, programs, {os.path.realpath(p) for p in mapped}, events
+modules, files, programs, real_mapped, events = collect(out)
+# what pytest needs to start with no tests at all: breaking it breaks the runner, not the suite
+runner_modules, runner_files, _, runner_mapped, _ = collect(out + "-baseline")
+runner_modules = {m for m in runner_modules if m.split(".")[0] not in keep}  # the graders' pytest has its own
+runner_files = {f for f in runner_files if not any(f.startswith(os.path.join(site, top)) for top in keep)}
+modules, files, real_mapped = modules - runner_modules, files - runner_files, real_mapped - runner_mapped
 skip = (tests_dir.rstrip("/") + "/", "/proc/", "/dev/", "/sys/", "/tmp/")
 files = sorted(f for f in files if not f.startswith(skip) and "_cligym_usage" not in f)
-real_mapped = {os.path.realpath(p) for p in mapped}
 used_libraries = sorted(p for p in libraries if os.path.realpath(p) in real_mapped)
 used_libraries += sorted(p for p in real_mapped if ".so" in os.path.basename(p) and p not in used_libraries
                          and not any(os.path.realpath(q) == p for q in libraries))
@@ -113,9 +122,12 @@ json.dump({"used_modules": sorted(m for m in modules if not m.startswith("_cligy
 ''' % MAX_PATHS
 
 
-def record_usage(sandbox: Sandbox, tests: Tests, site_packages: str,
-                 shared_libraries: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """One hooked run of the suite in `sandbox` (a throwaway gold container); {} if it cannot be recorded."""
+def record_usage(sandbox: Sandbox, tests: Tests, site_packages: str, shared_libraries: tuple[str, ...],
+                 keep: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """One hooked run of the suite in `sandbox` (a throwaway gold container); {} if it cannot be recorded.
+
+    `keep`: top-level modules never left out as the runner's own (the project, what the tests import): the graders'
+    pytest runs from the harness with its dependencies renamed, so breaking the environment's copy bites the tests."""
     if tests.runner != "pytest" or not tests.files:
         return {}
     sandbox.put_files(site_packages, {f"{HOOK_MODULE}.py": HOOK.encode(),
@@ -124,15 +136,19 @@ def record_usage(sandbox: Sandbox, tests: Tests, site_packages: str,
     sandbox.put_files(OUT + "-merge", {"merge.py": MERGE.encode()})
     plugins = " ".join(f"-p {shlex.quote(p)}" for p in tests.plugins)
     args = " ".join(shlex.quote(a) for a in tests.pytest_args)
-    suite = (f"cd {shlex.quote(tests.workdir)} && PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 timeout {int(tests.timeout)} "
-             f"{shlex.quote(tests.python)} -m pytest -p no:cacheprovider --continue-on-collection-errors "
-             f"--rootdir={shlex.quote(tests.rootdir or tests.workdir)} {plugins} {args} "
+    pytest = f"{shlex.quote(tests.python)} -m pytest -p no:cacheprovider {plugins}"
+    empty = f"{OUT}-empty"  # the runner alone: what it uses is left out of what the suite uses
+    sandbox.run(f"export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1; mkdir -p {empty} && cd {empty} && timeout 120 {pytest} {empty} >/dev/null 2>&1; "
+                f"mv {OUT} {OUT}-baseline; cd /", timeout=180)
+    suite = (f"cd {shlex.quote(tests.workdir)} && timeout {int(tests.timeout)} {pytest} --continue-on-collection-errors "
+             f"--rootdir={shlex.quote(tests.rootdir or tests.workdir)} {args} "
              f"{shlex.quote(tests.directory)} >/dev/null 2>&1; cd /")
     sandbox.run(suite, timeout=tests.timeout + 60)
     sandbox.run(f"rm -f {shlex.quote(site_packages)}/zz_cligym_usage.pth", timeout=30)  # the merge runs unhooked
     result = f"{OUT}-merge/usage.json"
     merged = sandbox.run(f"{shlex.quote(tests.python)} {OUT}-merge/merge.py {OUT} {shlex.quote(tests.directory)} "
-                         f"{shlex.quote(json.dumps(list(shared_libraries)))} {result}", timeout=120)
+                         f"{shlex.quote(json.dumps(list(shared_libraries)))} {result} {shlex.quote(site_packages)} "
+                         f"{shlex.quote(json.dumps(list(keep)))}", timeout=120)
     report = sandbox.read_file(result)
     if merged.exit_code != 0 or report is None:
         logger.warning("usage of the gold suite could not be recorded: %s", merged.output[-500:])

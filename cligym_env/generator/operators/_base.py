@@ -258,8 +258,11 @@ def hook_targets(probe: GoldProbe, items: Sequence[str], weight: float = 1.0,
     """Each item once per place a start-up hook can live: a .pth file, or Debian's sitecustomize (restored from
     its package, so only where the archives are kept). With `modules`, only if the gold run imported one of them
     (a hook on multiprocessing cannot bite a suite that never starts a process); with `events`, only if it raised
-    one of those audit events."""
-    if modules and not any(used_module(probe, m) for m in modules) or events and not used_event(probe, *events):
+    one of those audit events (which, where recorded, say more than modules the runner may have imported too)."""
+    if events and probe.used_events:
+        if not used_event(probe, *events):
+            return []
+    elif modules and not any(used_module(probe, m) for m in modules):
         return []
     places = ("pth", "sitecustomize") if probe.apt_archives else ("pth",)
     return [Target(f"{item}@{place}", (item, place), weight) for item in items for place in places]
