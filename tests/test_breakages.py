@@ -56,7 +56,7 @@ def test_operators_aim_at_what_the_gold_run_used_and_old_probes_at_everything() 
                        used_modules=tuple(m for m in full.used_modules if m not in (
                            "fastdep", "_multiprocessing", "subprocess", "multiprocessing", "signal", "asyncio")),
                        used_libraries=tuple(p for p in full.shared_libraries if p != lib))
-    old = fake_probe(used_files=(), used_modules=(), used_libraries=(), used_executables=())
+    old = fake_probe(used_files=(), used_modules=(), used_libraries=(), used_executables=(), used_events=())
 
     def targets(probe):
         return {b.target for op in OPERATORS for b in op.breakages(probe, random.Random(0))}
@@ -69,9 +69,11 @@ def test_operators_aim_at_what_the_gold_run_used_and_old_probes_at_everything() 
     assert f"{SITE}/proj/core.py" in narrow and f"{SITE}/certifi/cacert.pem:delete" in narrow
     assert not REGISTRY["damage-package-data"].available(old)  # only where usage shows the data file read
     assert len(narrow) < len(every)
-    quiet = targets(fake_probe(used_events=("open", "import", "exec")))  # no process, no socket, no name lookup
+    quiet = targets(fake_probe(used_events=("open", "import", "exec"),  # no process, socket, lookup or scratch file
+                               used_files=tuple(f for f in full.used_files if f != "/tmp")))
     for unused in ("ignore-sigchld@pth", "processes@pth", "sockets@pth", "/etc/nsswitch.conf:hosts=dns",
-                   "spawn@pth", "http_proxy@pth"):
+                   "spawn@pth", "http_proxy@pth", "/etc/ld.so.preload:/usr/local/lib/libfaketime.so.1",
+                   "/tmp:fifo"):
         assert unused in every and unused not in quiet, unused
 
 

@@ -62,7 +62,7 @@ def fake_probe(**changes: object) -> GoldProbe:
         "used_modules": tuple(sorted({t for d in probe.distributions for t in d.top_level} | set(probe.test_imports)
                                      | {"_ssl", "_hashlib", "_multiprocessing", "_posixshmem", "_sqlite3", "subprocess", "socket",
                                         "urllib.request", "zoneinfo", "encodings.idna", "encodings.cp437"})),
-        "used_files": tuple(sorted(f for d in probe.distributions for f in d.files)),
+        "used_files": tuple(sorted(f for d in probe.distributions for f in d.files)) + ("/tmp",),
         "used_libraries": probe.shared_libraries, "used_executables": ("/opt/venv/bin/proj",)}
     return GoldProbe(**{**vars(probe), **used, **changes})
 
@@ -216,7 +216,7 @@ def gold(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFa
 
 def unaimed(probe: GoldProbe) -> GoldProbe:
     """The probe without the gold run's usage: every target is offered, as for recipes saved before it."""
-    return replace(probe, used_modules=(), used_files=(), used_libraries=(), used_executables=())
+    return replace(probe, used_modules=(), used_files=(), used_libraries=(), used_executables=(), used_events=())
 
 
 def pick(probe: GoldProbe, operator: str, key: str) -> Breakage:

@@ -106,6 +106,8 @@ TMP_DAMAGE = {
 
 
 def _tmp_targets(probe: GoldProbe) -> list[Target]:
+    if probe.usage_known and "/tmp" not in probe.used_files:
+        return []  # the suite never wrote a scratch file
     return [Target(f"/tmp:{kind}", kind) for kind in TMP_DAMAGE]
 
 

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from cligym_env.generator.operators._base import (
     APT, ESSENTIAL_LIBRARIES, NO_ARCHIVES, RUNNER_BROKEN, Draft, Operator, Target, breakable, interpreter, lib_dir,
-    q, reinstall_deb, reinstall_wheel, scripts, used_module, used_path, venv_root, xy)
+    q, reinstall_deb, reinstall_wheel, scripts, used_event, used_module, used_path, venv_root, xy, PROCESS_EVENTS)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "infrastructure"
@@ -103,6 +103,8 @@ PRELOADS = ("/usr/local/lib/libfaketime.so.1", "{lib}/libjemalloc.so.2", "/opt/a
 
 
 def _preload_targets(probe: GoldProbe) -> list[Target]:
+    if not used_event(probe, *PROCESS_EVENTS):
+        return []  # the loader's complaint shows only on the stderr of programs the suite starts
     paths = [path.format(lib=lib_dir(probe)) for path in PRELOADS]
     return [Target(f"/etc/ld.so.preload:{path}", path) for path in paths]
 
