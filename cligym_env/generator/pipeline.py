@@ -178,7 +178,7 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 candidate = next(pending, None)
                 if candidate is None:
                     break
-                narrow = whole_suite + len(running) >= whole_suite_limit  # the budget may be spent by then
+                narrow = whole_suite >= whole_suite_limit  # spent already; the check after validation stays exact
                 running[pool.submit(validate, client, gold, candidate, narrow=narrow)] = (candidate, time.monotonic())
             if not running:
                 return results
