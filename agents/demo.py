@@ -24,13 +24,14 @@ logger = logging.getLogger(__name__)
 def run_demo(registry: Registry, *, project: str = "iniconfig", max_tasks: int = 6, seed: int = 0) -> bool:
     """Return True when every task scores oracle 1.0 and no-op 0.0."""
     from cligym_env.generator.command import run_generate
+    from cligym_env.generator.types import GenerateConfig
     from cligym_env.images import bootstrap
     from cligym_env.runtime.docker_client import connect
 
     bootstrap(connect(), log=logger.info)
     if project:
-        run_generate(registry, [project], mode="rules", max_tasks=max_tasks, categories=[], workers=2, seed=seed,
-                     llm=None, proposals=0, console=Console(stderr=True))
+        run_generate(registry, GenerateConfig(projects=(project,), max_tasks=max_tasks, workers=2, seed=seed),
+                     Console(stderr=True))
     env = CLIGymEnv(registry)
     table = Table("task", "project", "category", "oracle", "no-op", "seconds", title="CLI-Gym: every task checked")
     healthy = True

@@ -249,25 +249,23 @@ def generate(project: list[str] = typer.Option(None, "--project", "-p", help="Py
                                                           "(on CPU vLLM's default takes most of the memory)."),
              dtype: str = typer.Option("auto", help="Agentic mode, local model: weights dtype (float32 is "
                                        "fastest on CPU for small models)."),
+             shortcuts: str = typer.Option("keep", help="keep or drop breakages that one reinstall from the "
+                                           "wheelhouse (of the project, or of everything) already repairs; "
+                                           "either way the report shows their share."),
              source: Optional[Path] = typer.Option(None, help="A checkout folder or an sdist/tar/zip archive of the "
                                                    "one --project, used instead of its PyPI sdist (e.g. when the "
                                                    "sdist ships no tests)."),
              registry: Optional[Path] = RegistryOption) -> None:
     """Mint tasks by environment inversion from real projects, validate them, and add them to the registry."""
     from cligym_env.generator.command import run_generate
+    from cligym_env.generator.types import EngineOptions, GenerateConfig
 
-    if mode not in ("rules", "agentic"):
-        raise UsageError(f"--mode {mode!r} is not a mode; use rules or agentic")
-    engine = {"max_model_len": max_model_len, "kv_cache_gib": kv_cache_gib, "dtype": dtype}
-    try:
-        run_generate(open_registry(registry), project or [], mode=mode, max_tasks=max_tasks,
-                     categories=[c for c in categories.split(",") if c], workers=workers, seed=seed, llm=llm,
-                     proposals=proposals, console=Console(stderr=True), engine=engine,
-                     keep_unverified=keep_unverified, source=source)
-    except ValueError as error:  # the generator's own checks of categories and --llm
-        if isinstance(error, CLIGymError):
-            raise
-        raise UsageError(str(error)) from None
+    config = GenerateConfig(
+        projects=tuple(project or ()), mode=mode, max_tasks=max_tasks,
+        categories=tuple(c for c in categories.split(",") if c), workers=workers, seed=seed, llm=llm,
+        proposals=proposals, keep_unverified=keep_unverified, shortcuts=shortcuts, source=source,
+        engine=EngineOptions(max_model_len=max_model_len, kv_cache_gib=kv_cache_gib, dtype=dtype))
+    run_generate(open_registry(registry), config, Console(stderr=True))  # errors: the app's error model
 
 
 def _register_plugin_commands() -> None:

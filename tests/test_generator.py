@@ -30,6 +30,7 @@ def test_a_real_breakage_is_validated(docker_client, gold):
     assert validated.tests.fail_to_pass == ("test_inventory.py::test_report", "test_inventory.py::test_report_command")
     assert len(validated.tests.pass_to_pass) == 3
     assert validated.environment.dockerfile.startswith(f"FROM {gold.image}\n")
+    assert validated.shortcuts == ("reinstall-all",)  # the wheelhouse holds unitconv; the project is not a wheel
 
 
 @pytest.mark.parametrize("candidate, reason", [
@@ -97,6 +98,8 @@ def test_generation_writes_validated_tasks_that_the_env_serves(docker_client, go
     assert report.rejections == {"breaks-nothing": 1}
     assert 0 <= report.disk_mb_per_task < 5
     assert "| yield | 67%" in to_markdown(report)
+    assert report.solved_by_any_shortcut == 1 and report.solved_by_project_reinstall == 0  # the uninstall one
+    assert report.with_pass_to_pass == 2 and "| with pass-to-pass tests left | 2 (100%" in to_markdown(report)
     assert {path.name for path in write_report(report, tmp_path / "report")} >= {"report.json", "report.md"}
 
 

@@ -12,6 +12,7 @@ import marshal
 import random
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -57,7 +58,13 @@ def fake_probe(**changes: object) -> GoldProbe:
             "libc.so.6", "libm.so.6", "libz.so.1", "libexpat.so.1", "libffi.so.8", "libsqlite3.so.0", "libssl.so.3",
             "libcrypto.so.3", "libuuid.so.1")) + ("/lib64/ld-linux-x86-64.so.2",),
         wheelhouse="/opt/wheelhouse", apt_archives="/var/cache/apt/archives")
-    return GoldProbe(**{**vars(probe), **changes})
+    used = {  # the gold run used everything here (the aiming tests take parts away)
+        "used_modules": tuple(sorted({t for d in probe.distributions for t in d.top_level} | set(probe.test_imports)
+                                     | {"_ssl", "_hashlib", "_multiprocessing", "_posixshmem", "_sqlite3", "subprocess", "socket",
+                                        "urllib.request", "zoneinfo", "encodings.idna", "encodings.cp437"})),
+        "used_files": tuple(sorted(f for d in probe.distributions for f in d.files)) + ("/tmp",),
+        "used_libraries": probe.shared_libraries, "used_executables": ("/opt/venv/bin/proj",)}
+    return GoldProbe(**{**vars(probe), **used, **changes})
 
 
 def all_breakages(probe: GoldProbe) -> list[Breakage]:
@@ -207,21 +214,34 @@ def gold(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFa
         return build_gold("python-dotenv", client=docker_client)
 
 
+def unaimed(probe: GoldProbe) -> GoldProbe:
+    """The probe without the gold run's usage: every target is offered, as for recipes saved before it."""
+    return replace(probe, used_modules=(), used_files=(), used_libraries=(), used_executables=(), used_events=())
+
+
 def pick(probe: GoldProbe, operator: str, key: str) -> Breakage:
-    op = REGISTRY[operator]
+    """The mechanics of one breakage and its repair, whether or not this suite would notice it."""
+    op, probe = REGISTRY[operator], unaimed(probe)
     target = next((t for t in op.available(probe) if t.key == key), None)
     assert target is not None, f"{operator} offers no {key} on this probe"
     return op.breakage(probe, target, random.Random(0))
 
 
 def test_operators_offer_many_breakages_on_the_real_probe(gold: GoldEnvironment) -> None:
+    """Aimed at what the gold suite used: every category keeps targets, modules it never imported are spared."""
     counts = {op.name: len(op.available(gold.probe)) for op in OPERATORS}
-    assert counts["abi-tag-mismatch"] == 0  # python-dotenv and its dependencies are pure Python
-    assert all(n >= 2 for name, n in counts.items() if name != "abi-tag-mismatch"), counts
+    everything = {op.name: len(op.available(unaimed(gold.probe))) for op in OPERATORS}
+    assert counts["abi-tag-mismatch"] == everything["abi-tag-mismatch"] == 0  # all pure Python here
+    assert all(n >= 2 for name, n in everything.items() if name not in ("abi-tag-mismatch", "damage-package-data"))
+    for category in CATEGORIES:
+        assert any(counts[op.name] >= 2 for op in OPERATORS if op.category == category), (category, counts)
     ours = [d for d in gold.probe.distributions if d.name.lower() not in RUNNER]  # not pytest and its own
     assert {"python-dotenv", "click"} <= {d.name for d in ours}
     modules = [f for d in ours for f in d.files if f.endswith(".py")]
-    assert counts["mutate-installed-source"] == counts["delete-module-file"] == len(modules) > 20, counts
+    used = [f for f in modules if f in set(gold.probe.used_files)]
+    assert everything["mutate-installed-source"] == len(modules) > 20, everything
+    assert counts["mutate-installed-source"] == counts["delete-module-file"] == len(used) > 5, counts
+    assert len(used) < len(modules) and sum(counts.values()) < sum(everything.values())
 
 
 @pytest.mark.parametrize("operator,key,check", CASES, ids=[case[0] for case in CASES])

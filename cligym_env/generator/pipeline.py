@@ -1,14 +1,16 @@
 """`cligym generate --mode rules`: gold environment -> proposed breakages -> validation -> tasks in the registry.
 
 Resumable: every candidate's outcome is appended to a run log, and a restarted run skips what it already
-tried. Deduplicated: a task id is derived from (target, category, fail-to-pass set), so the same breakage
-found twice lands on the same id.
+tried. Deduplicated: a task id is derived from (project, target, category, fail-to-pass set) and not from the
+operator, so the same breakage found twice (by two operators, or two runs writing one registry at once) lands on
+the same id and is kept once: whoever writes second records a duplicate, never a `TaskExistsError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import threading
 import time
@@ -24,7 +26,7 @@ from cligym_env import paths
 from cligym_env.generator.issue import write_issue
 from cligym_env.generator.types import Breakage, GoldEnvironment
 from cligym_env.generator.validate import Rejected, Validated, validate
-from cligym_env.tasks import Metadata, Registry, Task
+from cligym_env.tasks import Metadata, Registry, Task, TaskExistsError
 
 
 @dataclass
@@ -41,6 +43,9 @@ class Outcome:
     task_ids: list[str] = field(default_factory=list)
     image: str = ""
     tokens: int = 0  # LLM tokens spent on this candidate (agentic mode)
+    shortcuts: list[str] = field(default_factory=list)  # the shortcuts that also solve it (validate.shortcut_scripts)
+    fail_to_pass: int = 0
+    pass_to_pass: int = 0
 
     @property
     def key(self) -> str:
@@ -70,16 +75,19 @@ def run_log_path(name: str) -> Path:
     return paths.home() / "runs" / f"{name}.jsonl"
 
 
-def interleave(candidates: Sequence[Breakage], rng: random.Random) -> list[Breakage]:
-    """Round-robin over categories (shuffled within each) so a small budget still covers them all."""
+def interleave(candidates: Sequence[Breakage], rng: random.Random, offset: int = 0) -> list[Breakage]:
+    """Round-robin over categories (shuffled within each) so a small budget still covers them all; `offset`
+    rotates which category goes first (one per project, so projects with a budget of one cover different ones)."""
     by_category: dict[str, list[Breakage]] = {}
     for candidate in candidates:
         by_category.setdefault(candidate.category, []).append(candidate)
     for group in by_category.values():
         rng.shuffle(group)
     ordered: list[Breakage] = []
+    order = sorted(by_category)
+    order = order[offset % len(order):] + order[:offset % len(order)] if order else order
     while any(by_category.values()):
-        for category in sorted(by_category):
+        for category in order:
             if by_category[category]:
                 ordered.append(by_category[category].pop())
     return ordered
@@ -89,21 +97,30 @@ def package(gold: GoldEnvironment, validated: Validated, *, seed: int,
             instructions: tuple[str, str] | None = None, generator: str = "") -> list[Task]:
     """The no-hint and hint variants of one validated breakage (issue texts given, or rule-written); one image."""
     breakage = validated.breakage
-    key = json.dumps([breakage.target, breakage.category, sorted(validated.tests.fail_to_pass)])
-    base_id = f"{gold.project}-{breakage.operator}-{hashlib.sha256(key.encode()).hexdigest()[:10]}".lower()
+    base_id = task_base_id(gold.project, validated)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    issue_seed = f"{seed}:{base_id}"  # each task its own wording; the same task the same text on a rerun
     tasks = []
     for hint in (False, True):
-        instruction = instructions[hint] if instructions else write_issue(gold.project, validated, hint=hint, seed=seed)
+        instruction = instructions[hint] if instructions else write_issue(gold.project, validated, hint=hint,
+                                                                          seed=issue_seed)
         metadata = Metadata(project=gold.project, category=breakage.category, difficulty=_difficulty(validated, hint),
                             hint=hint, generator=generator or f"rules:{breakage.operator}", created_at=created,
                             extra={"target": breakage.target, "description": breakage.description,
                                    "gold_image": gold.image, "project_version": gold.version,
-                                   "repair_verified": validated.repair_verified})
+                                   "repair_verified": validated.repair_verified,
+                                   "solved_by_shortcuts": list(validated.shortcuts)})
         tasks.append(Task(id=base_id + ("-hint" if hint else ""), instruction=instruction,
                           environment=validated.environment, tests=validated.tests, solution=breakage.solution,
                           metadata=metadata))
     return tasks
+
+
+def task_base_id(project: str, validated: Validated) -> str:
+    """Same (project, target, category, fail-to-pass) -> same id, whichever operator found it."""
+    breakage = validated.breakage
+    key = json.dumps([project, breakage.target, breakage.category, sorted(validated.tests.fail_to_pass)])
+    return f"{project}-{breakage.category}-{hashlib.sha256(key.encode()).hexdigest()[:10]}".lower()
 
 
 def _difficulty(validated: Validated, hint: bool) -> str:
@@ -112,23 +129,46 @@ def _difficulty(validated: Validated, hint: bool) -> str:
     return ("easy", "medium", "hard")[max(level - hint, 0)]
 
 
+_STORE_LOCK = threading.Lock()
+DUPLICATE = "same target, category and failing tests"
+
+
 def store(registry: Registry, outcome: Outcome, validated: Validated, tasks: list[Task]) -> None:
-    """Add a validated candidate's tasks unless the same breakage is already there; update its outcome."""
+    """Add a validated candidate's tasks unless the same breakage is already there; update its outcome.
+
+    Race-safe: in-process writers take a lock, and a folder another process wrote first is a duplicate."""
     outcome.image = validated.image
-    if tasks[0].id in registry:
-        outcome.status, outcome.reason = "duplicate", "same target, category and failing tests"
-        return
-    for task in tasks:
-        registry.add(task)
+    outcome.shortcuts = list(validated.shortcuts)
+    outcome.fail_to_pass, outcome.pass_to_pass = len(validated.tests.fail_to_pass), len(validated.tests.pass_to_pass)
+    with _STORE_LOCK:
+        if tasks[0].id in registry:
+            outcome.status, outcome.reason = "duplicate", DUPLICATE
+            return
+        try:
+            registry.add(tasks[0])
+        except TaskExistsError:  # another process wrote the same breakage between the check and the write
+            outcome.status, outcome.reason = "duplicate", DUPLICATE
+            return
+        for task in tasks[1:]:
+            try:
+                registry.add(task)
+            except TaskExistsError:  # written by the same other process: the same task
+                pass
     outcome.status, outcome.task_ids = "accepted", [task.id for task in tasks]
 
 
 def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: GoldEnvironment,
                       candidates: Iterable[Breakage], log: RunLog, *, max_tasks: int, workers: int, seed: int,
+                      shortcuts: str = "keep", whole_suite_share: float = 0.5,
                       on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Validate candidates in parallel until `max_tasks` breakages are accepted; return this call's outcomes."""
+    """Validate candidates in parallel until `max_tasks` breakages are accepted; return this call's outcomes.
+
+    Narrow breakages are preferred: at most `whole_suite_share` of a project's tasks (rounded up) may leave no
+    test passing; `shortcuts="drop"` rejects a candidate that a plain reinstall from the wheelhouse solves."""
     tried = log.tried()
-    accepted = sum(o.status == "accepted" and o.project == gold.project for o in log.outcomes)
+    ours = [o for o in log.outcomes if o.status == "accepted" and o.project == gold.project]
+    accepted, whole_suite = len(ours), sum(o.pass_to_pass == 0 for o in ours)
+    whole_suite_limit = math.ceil(max_tasks * whole_suite_share)
     pending = iter([c for c in candidates if f"{gold.project}|{c.operator}|{c.target}" not in tried])
     results: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -138,7 +178,8 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 candidate = next(pending, None)
                 if candidate is None:
                     break
-                running[pool.submit(validate, client, gold, candidate)] = (candidate, time.monotonic())
+                narrow = whole_suite >= whole_suite_limit  # spent already; the check after validation stays exact
+                running[pool.submit(validate, client, gold, candidate, narrow=narrow)] = (candidate, time.monotonic())
             if not running:
                 return results
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -152,8 +193,18 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 except Exception as error:  # one broken candidate must not end the run
                     outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
                 else:
-                    store(registry, outcome, validated, package(gold, validated, seed=seed))
-                    accepted += outcome.status == "accepted"
+                    outcome.shortcuts = list(validated.shortcuts)
+                    outcome.fail_to_pass = len(validated.tests.fail_to_pass)
+                    outcome.pass_to_pass = len(validated.tests.pass_to_pass)
+                    if shortcuts == "drop" and validated.shortcuts:
+                        outcome.reason = f"shortcut-solvable: {', '.join(validated.shortcuts)}"
+                    elif not validated.tests.pass_to_pass and whole_suite >= whole_suite_limit:
+                        outcome.reason = (f"whole-suite: no test passes any more, and {whole_suite} of this "
+                                          f"project's tasks already fail the whole suite")
+                    else:
+                        store(registry, outcome, validated, package(gold, validated, seed=seed))
+                        accepted += outcome.status == "accepted"
+                        whole_suite += outcome.status == "accepted" and not validated.tests.pass_to_pass
                 outcome.seconds = round(time.monotonic() - started, 2)
                 log.add(outcome)
                 results.append(outcome)

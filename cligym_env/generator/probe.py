@@ -1,4 +1,5 @@
-"""Probe a gold container for the facts breakage operators aim at: interpreter, distributions, .so files, libraries.
+"""Probe a gold container for the facts breakage operators aim at: interpreter, distributions, .so files, libraries,
+and what one run of the suite really used (`usage.py`).
 
 Facts are read from the running image (importlib.metadata, ldd), not assumed from the recipe, so an operator that
 breaks "the library _ssl links to" names a file that really exists there. Test imports are parsed on the host.
@@ -11,6 +12,7 @@ import json
 from pathlib import PurePosixPath
 
 from cligym_env.generator.types import Distribution, GoldProbe
+from cligym_env.generator.usage import record_usage
 from cligym_env.runtime.sandbox import Sandbox
 from cligym_env.tasks.task import Tests
 from cligym_env.error import ProbeError
@@ -57,7 +59,8 @@ json.dump({"python": sys.executable, "python_version": platform.python_version()
 
 
 def probe_gold(sandbox: Sandbox, gold_tests: Tests, project_module: str) -> GoldProbe:
-    """Run the probe script in the gold container (through its shell) and add the test files' imports."""
+    """Run the probe script in the gold container (through its shell), add the test files' imports, then record
+    what a hooked run of the suite uses (this changes the container: call it last on a throwaway one)."""
     sandbox.put_files(_WORK, {"probe.py": _SCRIPT.encode()})
     result = sandbox.run(f"python {_WORK}/probe.py {_WORK}/probe.json {APT_ARCHIVES} {WHEELHOUSE}", timeout=120)
     report = sandbox.read_file(f"{_WORK}/probe.json")
@@ -67,10 +70,12 @@ def probe_gold(sandbox: Sandbox, gold_tests: Tests, project_module: str) -> Gold
     facts = json.loads(report)
     distributions = tuple(Distribution(d["name"], d["version"], tuple(d["top_level"]), tuple(d["files"]))
                           for d in facts.pop("distributions"))
+    libraries = tuple(facts.pop("shared_libraries"))
+    test_imports = parse_test_imports(gold_tests)
+    usage = record_usage(sandbox, gold_tests, facts["site_packages"], libraries, (project_module, *test_imports))
     return GoldProbe(
-        project_module=project_module, distributions=distributions, test_imports=parse_test_imports(gold_tests),
-        extension_modules=tuple(facts.pop("extension_modules")), shared_libraries=tuple(facts.pop("shared_libraries")),
-        **facts)
+        project_module=project_module, distributions=distributions, test_imports=test_imports,
+        extension_modules=tuple(facts.pop("extension_modules")), shared_libraries=libraries, **facts, **usage)
 
 
 def parse_test_imports(tests: Tests) -> tuple[str, ...]:

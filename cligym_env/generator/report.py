@@ -1,4 +1,4 @@
-"""The generation report: yield, speed, disk, categories and why candidates were rejected.
+"""The generation report: yield, speed, disk, categories, shortcut share, pass-to-pass and rejection reasons.
 
 Written as JSON (for tools), Markdown (for people) and a PNG category histogram.
 """
@@ -31,6 +31,14 @@ class Report:
     rejections: dict[str, int]
     tokens: int = 0  # LLM tokens spent (agentic mode)
     minutes_per_candidate: float = 0.0  # mean time from proposal (or operator draw) to verdict
+    solved_by_project_reinstall: int = 0  # accepted breakages one reinstall of the project repairs
+    solved_by_any_shortcut: int = 0  # ... that reinstalling the project or everything from the wheelhouse repairs
+    with_pass_to_pass: int = 0  # accepted breakages that leave some tests passing
+    fail_to_pass_per_task: float = 0.0
+    pass_to_pass_per_task: float = 0.0
+
+    def share(self, count: int) -> float:
+        return count / self.accepted if self.accepted else 0.0
 
     @property
     def tokens_per_task(self) -> float:
@@ -62,7 +70,12 @@ def build_report(outcomes: Sequence[Outcome], wall_seconds: float, client: docke
         projects=dict(Counter(o.project for o in accepted)),
         rejections=dict(Counter(o.reason.split(":")[0] for o in outcomes if o.status == "rejected")),
         tokens=sum(o.tokens for o in outcomes),
-        minutes_per_candidate=sum(o.seconds for o in outcomes) / len(outcomes) / 60 if outcomes else 0.0)
+        minutes_per_candidate=sum(o.seconds for o in outcomes) / len(outcomes) / 60 if outcomes else 0.0,
+        solved_by_project_reinstall=sum("reinstall-project" in o.shortcuts for o in accepted),
+        solved_by_any_shortcut=sum(bool(o.shortcuts) for o in accepted),
+        with_pass_to_pass=sum(o.pass_to_pass > 0 for o in accepted),
+        fail_to_pass_per_task=sum(o.fail_to_pass for o in accepted) / len(accepted) if accepted else 0.0,
+        pass_to_pass_per_task=sum(o.pass_to_pass for o in accepted) / len(accepted) if accepted else 0.0)
 
 
 def _added_bytes(client: docker.DockerClient, image: str, gold: str) -> int | None:
@@ -79,6 +92,14 @@ def to_markdown(report: Report) -> str:
         f"| valid breakages (tasks written, with hint variants) | {report.accepted} ({report.tasks_written}) |",
         f"| yield | {report.yield_rate:.0%} (paper: 41%) |",
         f"| duplicates dropped | {report.duplicates} |",
+        f"| solved by one reinstall of the project | {report.solved_by_project_reinstall} "
+        f"({report.share(report.solved_by_project_reinstall):.0%}; target at most 30%) |",
+        f"| solved by either shortcut (the project, or every wheel, reinstalled) | "
+        f"{report.solved_by_any_shortcut} ({report.share(report.solved_by_any_shortcut):.0%}) |",
+        f"| with pass-to-pass tests left | {report.with_pass_to_pass} "
+        f"({report.share(report.with_pass_to_pass):.0%}; target at least 50%) |",
+        f"| fail-to-pass / pass-to-pass tests per task | {report.fail_to_pass_per_task:.1f} / "
+        f"{report.pass_to_pass_per_task:.1f} (paper: 20.4 / 29.6) |",
         f"| wall time | {report.wall_seconds / 60:.1f} min |",
         f"| time per valid breakage | {report.seconds_per_task:.0f} s (paper: about 15 min) |",
         f"| valid breakages per hour | {report.tasks_per_hour:.0f} |",
@@ -100,7 +121,9 @@ def write_report(report: Report, folder: Path) -> list[Path]:
     written[0].write_text(json.dumps({**report.__dict__, "yield": report.yield_rate,
                                       "seconds_per_task": report.seconds_per_task,
                                       "tasks_per_hour": report.tasks_per_hour,
-                                      "tokens_per_task": report.tokens_per_task}, indent=2))
+                                      "tokens_per_task": report.tokens_per_task,
+                                      "shortcut_share": report.share(report.solved_by_project_reinstall),
+                                      "pass_to_pass_share": report.share(report.with_pass_to_pass)}, indent=2))
     written[1].write_text(to_markdown(report))
     try:
         import matplotlib

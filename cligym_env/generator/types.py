@@ -6,6 +6,7 @@ A candidate becomes a `Task` (the one task type) only after validation proves it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cligym_env.tasks.task import Environment, Tests
 
@@ -35,6 +36,16 @@ class GoldProbe:
     shared_libraries: tuple[str, ...]  # system libraries (ldd) those modules and the interpreter link to
     wheelhouse: str  # folder in the image with every wheel installed (kept, as real machines keep caches)
     apt_archives: str  # folder in the image with the .deb files of the system packages (offline reinstall)
+    # What one run of the gold suite really used, recorded by an audit hook (empty in recipes saved before it):
+    used_modules: tuple[str, ...] = ()  # every module imported (dotted names), by any Python process of the run
+    used_files: tuple[str, ...] = ()  # absolute paths opened or imported from (real paths too), tests excluded
+    used_libraries: tuple[str, ...] = ()  # shared libraries mapped into a process (as `shared_libraries` names them)
+    used_executables: tuple[str, ...] = ()  # programs started (subprocess, os.exec*, posix_spawn)
+    used_events: tuple[str, ...] = ()  # names of the audit events raised (os.fork, socket.connect, ...)
+
+    @property
+    def usage_known(self) -> bool:
+        return bool(self.used_modules)
 
     def distribution(self, name: str) -> Distribution | None:
         wanted = name.lower().replace("_", "-")
@@ -66,3 +77,33 @@ class Breakage:
     solution: str  # bash script that repairs the broken container from inside, offline
     hint: str = ""  # one sentence that points to the area without giving the fix
     extra: dict[str, str] = field(default_factory=dict)
+
+
+SHORTCUT_CHOICES = ("keep", "drop")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """A local vLLM engine's settings (agentic mode); an OpenAI-compatible URL ignores them."""
+
+    max_model_len: int | None = None
+    kv_cache_gib: float | None = None
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Everything `cligym generate` is asked to do, in one typed value (the CLI and benchmarks build it)."""
+
+    projects: tuple[str, ...] = ()  # PyPI names; empty: the shipped list
+    mode: str = "rules"  # rules | agentic
+    max_tasks: int = 20  # valid breakages to keep per project (rules mode)
+    categories: tuple[str, ...] = ()  # empty: all
+    workers: int = 2
+    seed: int = 0
+    llm: str | None = None  # agentic mode: a local model folder or an OpenAI-compatible URL
+    proposals: int = 10  # agentic mode: proposals per project
+    keep_unverified: bool = False  # agentic mode: keep breakages whose repair failed, flagged
+    shortcuts: str = "keep"  # keep | drop candidates that a plain reinstall from the wheelhouse repairs
+    engine: EngineOptions = EngineOptions()
+    source: Path | None = None  # a checkout or archive replacing the sdist of the one project named

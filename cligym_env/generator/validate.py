@@ -4,10 +4,16 @@ Every kept task passes all of: the broken image builds; gold-passing tests now f
 rest still pass (pass-to-pass); a second fresh container fails the same way (no flakiness); the oracle
 repair, run in a fresh broken container and graded as an episode is, makes every selected test pass without the
 audit flagging it; and the runner itself still works (unless the operator meant to break it and the error says so).
+
+Then the cheap shortcuts a policy could learn instead of diagnosing (`shortcut_scripts`: reinstall the project from
+wheelhouse; reinstall everything there) are tried, each in a fresh broken container and graded the same way; the
+ones that solve the task are recorded, so a run can report their share or drop such tasks.
 """
 
 from __future__ import annotations
 
+import logging
+import shlex
 from dataclasses import dataclass, replace
 
 import docker
@@ -21,7 +27,10 @@ from cligym_env.runtime.shell import script_command
 from cligym_env.tasks.task import Environment, Tests
 from cligym_env.error import Rejected
 
+logger = logging.getLogger(__name__)
+
 REPAIR_TIMEOUT = 600.0
+SHORTCUT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,18 @@ class Validated:
     tests: Tests  # fail_to_pass and pass_to_pass filled in
     broken_run: TestRun  # the real failing run the issue text is written from
     repair_verified: bool = True  # False only when asked to keep a candidate whose repair failed
+    shortcuts: tuple[str, ...] = ()  # the shortcut_scripts that also solve it (a policy could skip the diagnosis)
+
+
+def shortcut_scripts(gold: GoldEnvironment) -> dict[str, str]:
+    """name -> the one command a policy that learnt "reinstall the package" would type; none without a wheelhouse."""
+    probe = gold.probe
+    if not probe.wheelhouse:
+        return {}
+    pip = f"{shlex.quote(probe.python)} -m pip install --force-reinstall --no-deps --no-index --find-links " \
+          f"{shlex.quote(probe.wheelhouse)}"
+    return {"reinstall-project": f"{pip} {shlex.quote(gold.project)}",
+            "reinstall-all": f"{pip} {shlex.quote(probe.wheelhouse)}/*.whl"}
 
 
 def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment:
@@ -43,8 +64,10 @@ def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment
 
 
 def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Breakage, *,
-             verify_repair: bool = True) -> Validated:
-    """Every check above; with `verify_repair=False` a failed repair is recorded instead of rejected."""
+             verify_repair: bool = True, shortcuts: bool = True, narrow: bool = False) -> Validated:
+    """Every check above; with `verify_repair=False` a failed repair is recorded instead of rejected;
+    `shortcuts=False` skips trying the shortcuts (they cost a fresh container and a test run each);
+    `narrow=True` rejects, before any repair is tried, a breakage that leaves no test passing."""
     try:
         environment = broken_environment(gold, breakage)
         image = build_environment(client, environment, what=f"{gold.project}/{breakage.operator}")
@@ -60,6 +83,8 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
     pass_to_pass = tuple(sorted(t for t in gold_passing if outcomes.get(t) == "passed"))
     if not fail_to_pass:
         raise Rejected("breaks-nothing", "every gold-passing test still passes")
+    if narrow and not pass_to_pass:
+        raise Rejected("whole-suite", "no test passes any more, and this project has its share of such tasks")
     if first.error and not first.output.strip():
         raise Rejected("runner-broken", "the runner broke without any error message")
 
@@ -82,8 +107,22 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
     except Rejected:
         if verify_repair:
             raise
-        return Validated(breakage, environment, image, tests, first, repair_verified=False)
-    return Validated(breakage, environment, image, tests, first)
+        return Validated(breakage, environment, image, tests, first, repair_verified=False,
+                         shortcuts=_shortcuts(client, image, gold, tests) if shortcuts else ())
+    return Validated(breakage, environment, image, tests, first,
+                     shortcuts=_shortcuts(client, image, gold, tests) if shortcuts else ())
+
+
+def _shortcuts(client: docker.DockerClient, image: str, gold: GoldEnvironment, tests: Tests) -> tuple[str, ...]:
+    """The shortcuts that make every selected test pass, each in a fresh broken container, graded as an episode."""
+    solved = []
+    for name, command in shortcut_scripts(gold).items():
+        with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
+            result = sandbox.run(command, timeout=SHORTCUT_TIMEOUT)
+            if result.exit_code == 0 and grade(sandbox, tests, references=[gold.image]).resolved:
+                solved.append(name)
+    logger.debug("%s: shortcuts that solve %s: %s", gold.project, image, solved or "none")
+    return tuple(solved)
 
 
 def _run(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage) -> TestRun:

@@ -20,8 +20,13 @@ STYLES = {
 }
 
 
+def task_seed(validated: Validated) -> str:
+    """A seed of the candidate's own (its target and failing tests), so two tasks of one run read differently."""
+    return f"{validated.breakage.target}|{len(validated.tests.fail_to_pass)}|{validated.tests.fail_to_pass[:1]}"
+
+
 def issue_messages(project: str, validated: Validated, style: str, hint: bool) -> list[Message]:
-    evidence = write_issue(project, validated, hint=False)  # the real failing output, trimmed
+    evidence = write_issue(project, validated, hint=False, seed=task_seed(validated))  # the real output, trimmed
     ask = (f"Write a GitHub-style issue (a title line starting with '# ', then the body) reporting that the {project} "
            f"environment on this machine is broken. {STYLES[style]} Use only the evidence below. Never say how to fix "
            "it and never mention tests being hidden or graded.")
@@ -43,7 +48,8 @@ def write_issues(llm: LLMClient, project: str, validated: Sequence[Validated], r
         for offset, hint in enumerate((False, True)):
             text = texts[2 * index + offset].strip()
             usable = len(text) >= 80 and not leaks_fix(text, candidate.breakage.solution)
-            pair.append(text + "\n" if usable else write_issue(project, candidate, hint=hint, seed=index))
+            pair.append(text + "\n" if usable else write_issue(project, candidate, hint=hint,
+                                                                 seed=task_seed(candidate)))
         issues.append((pair[0], pair[1]))
     return issues
 

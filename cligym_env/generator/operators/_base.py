@@ -118,23 +118,94 @@ def lib_dir(probe: GoldProbe) -> str:
     return str(PurePosixPath(libc).parent)
 
 
+# --- aiming: what the gold suite really used (probe.used_*); a probe without usage (older recipes) aims at all ---
+
+@dataclass(frozen=True)
+class _Usage:
+    files: frozenset[str]
+    folders: frozenset[str]  # every parent folder of a used file
+    top_modules: frozenset[str]
+    modules: frozenset[str]
+    libraries: frozenset[str]
+
+
+_USAGE: dict[int, tuple[GoldProbe, _Usage]] = {}
+
+
+def _usage(probe: GoldProbe) -> _Usage:
+    cached = _USAGE.get(id(probe))
+    if cached is None or cached[0] is not probe:
+        files = frozenset(probe.used_files) | frozenset(probe.used_executables)
+        folders = frozenset(str(parent) for f in files for parent in PurePosixPath(f).parents)
+        modules = frozenset(probe.used_modules)
+        cached = (probe, _Usage(files, folders, frozenset(m.split(".")[0] for m in modules), modules,
+                                frozenset(probe.used_libraries)))
+        _USAGE.clear()
+        _USAGE[id(probe)] = cached
+    return cached[1]
+
+
+def used_path(probe: GoldProbe, path: str) -> bool:
+    """Did the gold run touch `path` (a file, or a folder holding a used file)? The hook sees Python's own opens
+    and imports and the libraries mapped, not C code's opens (/etc/nsswitch.conf): elsewhere it cannot tell: True."""
+    if not probe.usage_known:
+        return True
+    usage = _usage(probe)
+    if path in probe.shared_libraries or path in usage.libraries:
+        return path in usage.libraries
+    places = (probe.site_packages, probe.stdlib, str(PurePosixPath(probe.python).parent))
+    if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in places):
+        return True
+    return path in usage.files or path in usage.folders
+
+
+def used_module(probe: GoldProbe, name: str) -> bool:
+    """Was module `name` (dotted or top-level) imported by the gold run?"""
+    return not probe.usage_known or name in _usage(probe).modules or name in _usage(probe).top_modules
+
+
+def used_event(probe: GoldProbe, *events: str) -> bool:
+    """Did the gold run do one of these (audit event names)? True where events were not recorded."""
+    return not probe.used_events or any(event in probe.used_events for event in events)
+
+
+PROCESS_EVENTS = ("subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork", "os.system", "os.spawn")
+SOCKET_EVENTS = ("socket.connect", "socket.bind")
+LOOKUP_EVENTS = ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr")
+
+
 def breakable(probe: GoldProbe) -> list[tuple[Distribution, float]]:
-    """Distributions worth breaking, weighted: the project most, then what the tests import; never the runner."""
+    """Distributions worth breaking, weighted: the project, then what the tests import; never the runner, and
+    (where usage was recorded) only those the gold run imported."""
     chosen = []
     for dist in probe.distributions:
         name = dist.name.lower().replace("_", "-")
+        if probe.usage_known and not any(used_module(probe, top) for top in dist.top_level):
+            continue
         if probe.project_module in dist.top_level:
-            chosen.append((dist, 4.0))
+            chosen.append((dist, 2.0))
         elif name not in RUNNER and not name.startswith("pytest"):
             chosen.append((dist, 2.0 if set(probe.test_imports) & set(dist.top_level) else 1.0))
     return chosen
 
 
 def module_files(probe: GoldProbe, dist: Distribution) -> list[str]:
-    """The importable .py files a distribution installed into site-packages, leaving out its own test suite."""
+    """The importable .py files a distribution installed into site-packages, leaving out its own test suite
+    and (where usage was recorded) the modules the gold run never imported."""
     prefix = probe.site_packages.rstrip("/") + "/"
     return [f for f in dist.files if f.startswith(prefix) and f.endswith(".py") and ".dist-info/" not in f
-            and not {"tests", "test"} & set(PurePosixPath(f).parts) and not f.endswith("/conftest.py")]
+            and not {"tests", "test"} & set(PurePosixPath(f).parts) and not f.endswith("/conftest.py")
+            and used_path(probe, f)]
+
+
+DATA_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pth", ".typed")
+
+
+def data_files(probe: GoldProbe, dist: Distribution) -> list[str]:
+    """Package data (templates, tables, certificates...) the gold run opened: one file a few tests need."""
+    prefix = probe.site_packages.rstrip("/") + "/"
+    return [f for f in dist.files if probe.usage_known and f.startswith(prefix) and ".dist-info/" not in f
+            and "/__pycache__/" not in f and not f.endswith(DATA_SUFFIXES) and f in _usage(probe).files]
 
 
 def source_targets(probe: GoldProbe) -> list[Target]:
@@ -182,9 +253,17 @@ def restore_conffile(probe: GoldProbe, path: str) -> list[str]:
 PTH_NAMES = ("_site_tweaks.pth", "local-settings.pth", "zz_runtime.pth", "00-sitecfg.pth", "devtools-hooks.pth")
 
 
-def hook_targets(probe: GoldProbe, items: Sequence[str], weight: float = 1.0) -> list[Target]:
+def hook_targets(probe: GoldProbe, items: Sequence[str], weight: float = 1.0,
+                 modules: Sequence[str] = (), events: Sequence[str] = ()) -> list[Target]:
     """Each item once per place a start-up hook can live: a .pth file, or Debian's sitecustomize (restored from
-    its package, so only where the archives are kept)."""
+    its package, so only where the archives are kept). With `modules`, only if the gold run imported one of them
+    (a hook on multiprocessing cannot bite a suite that never starts a process); with `events`, only if it raised
+    one of those audit events (which, where recorded, say more than modules the runner may have imported too)."""
+    if events and probe.used_events:
+        if not used_event(probe, *events):
+            return []
+    elif modules and not any(used_module(probe, m) for m in modules):
+        return []
     places = ("pth", "sitecustomize") if probe.apt_archives else ("pth",)
     return [Target(f"{item}@{place}", (item, place), weight) for item in items for place in places]
 

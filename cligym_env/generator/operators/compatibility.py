@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 
 from cligym_env.generator.operators._base import (
     APT, NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, drop_bytecode, hook_draft, hook_targets, lib_dir,
-    q, reinstall_deb, reinstall_wheel, source_targets, xy)
+    q, reinstall_deb, reinstall_wheel, source_targets, used_path, xy)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "compatibility"
@@ -46,7 +46,7 @@ def _abi_targets(probe: GoldProbe) -> list[Target]:
     targets = []
     for path in probe.extension_modules:
         found = ABI.search(path)
-        if path not in owners or not found:
+        if path not in owners or not found or not used_path(probe, path):
             continue
         platform = found.group(1).split("-", 2)[2] if found.group(1) != "abi3" else PurePosixPath(lib_dir(probe)).name
         other = platform.replace("x86_64", "aarch64") if "x86_64" in platform else "x86_64-linux-gnu"
@@ -67,6 +67,7 @@ def _abi(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 
 def _skew_targets(probe: GoldProbe) -> list[Target]:
     return [Target(f"{d.name}:{kind}", (d, kind), w) for d, w in breakable(probe) if dist_info(probe, d)
+            and used_path(probe, f"{dist_info(probe, d)}/METADATA")  # someone reads the version
             for kind in ("major-bump", "ancient")]
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 
-from cligym_env.generator.operators._base import APT, NO_ARCHIVES, Draft, Operator, Target, hook_draft, hook_targets
+from cligym_env.generator.operators._base import (APT, NO_ARCHIVES, PROCESS_EVENTS, Draft, Operator, Target, hook_draft,
+                                                  hook_targets)
 from cligym_env.generator.operators.infrastructure import damage_extension, extension_targets
 from cligym_env.generator.types import GoldProbe
 
@@ -43,7 +44,8 @@ SIGNALS = {
 
 
 def _signal_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, list(SIGNALS))
+    return hook_targets(probe, list(SIGNALS), modules=("subprocess", "multiprocessing", "signal", "asyncio"),
+                        events=(*PROCESS_EVENTS, "signal.pthread_kill"))
 
 
 def _signal(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -60,7 +62,8 @@ MULTIPROCESSING_EXTENSIONS = [("multiprocessing", "_multiprocessing"), ("concurr
 
 
 def _start_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, START_METHODS)
+    return hook_targets(probe, START_METHODS, modules=("multiprocessing", "concurrent.futures.process"),
+                        events=("os.fork",))
 
 
 def _start_method(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:

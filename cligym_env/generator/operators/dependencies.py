@@ -6,7 +6,8 @@ import random
 from pathlib import PurePosixPath
 
 from cligym_env.generator.operators._base import (
-    NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, q, reinstall_wheel, venv_root, write_lines)
+    NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, q, reinstall_wheel, used_path, venv_root,
+    write_lines)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "dependencies-runtime"
@@ -53,7 +54,9 @@ def _metadata_targets(probe: GoldProbe) -> list[Target]:
     for dist, weight in breakable(probe):
         info = dist_info(probe, dist)
         for kind in METADATA_DAMAGE:
-            if info and (kind != "no-entry-points" or f"{info}/entry_points.txt" in dist.files):
+            read = {"no-metadata": f"{info}/METADATA", "no-entry-points": f"{info}/entry_points.txt",
+                    "no-record": f"{info}/RECORD", "no-dist-info": info}[kind] if info else ""
+            if info and (kind != "no-entry-points" or read in dist.files) and used_path(probe, read):
                 targets.append(Target(f"{dist.name}:{kind}", (dist, info, kind), weight))
     return targets
 

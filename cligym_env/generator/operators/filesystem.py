@@ -1,4 +1,5 @@
-"""File system: files deleted or truncated, execute bits lost, packages replaced by dangling links, /tmp unusable.
+"""File system: files deleted or truncated, package data damaged, execute bits lost, packages replaced by dangling
+links, /tmp unusable.
 
 The container runs as root with DAC_OVERRIDE, so read/write bits never bite: only execute bits and the
 presence and shape of files do.
@@ -11,7 +12,7 @@ from pathlib import PurePosixPath
 
 from cligym_env.generator.operators._base import (
     NO_ARCHIVES, RUNNER_BROKEN, Draft, Operator, Target, breakable, drop_bytecode, interpreter, q, reinstall_wheel,
-    scripts, source_targets)
+    data_files, scripts, source_targets, used_path)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "file-system"
@@ -44,8 +45,9 @@ def _truncate(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 
 
 def _exec_targets(probe: GoldProbe) -> list[Target]:
-    targets = [Target(path, (path, None), 0.5 + w) for d, w in breakable(probe) for path in scripts(probe, d)]
-    return targets + [Target(interpreter(probe), (interpreter(probe), None), 1.0)]
+    targets = [Target(path, (path, None), 0.5 + w) for d, w in breakable(probe) for path in scripts(probe, d)
+               if used_path(probe, path)]
+    return targets + [Target(interpreter(probe), (interpreter(probe), None), 0.2)]  # fails the whole suite
 
 
 def _exec_bit(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -75,6 +77,27 @@ def _dangling(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
                  f"The installed {name} package does not point where it should.")
 
 
+DATA_DAMAGE = {
+    "delete": ("rm -f {path}", "deleted"),
+    "empty": ("truncate -s 0 {path}", "emptied"),
+    "garbled": ("head -c 48 /dev/urandom | dd of={path} bs=1 seek=0 conv=notrunc status=none", "garbled the start of"),
+}
+
+
+def _data_targets(probe: GoldProbe) -> list[Target]:
+    """One package data file (a template, a table, a bundle) that the gold run really opened."""
+    return [Target(f"{path}:{mode}", (dist, path, mode), w) for dist, w in breakable(probe)
+            for path in data_files(probe, dist) for mode in DATA_DAMAGE]
+
+
+def _data(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
+    dist, path, mode = target.data
+    command, what = DATA_DAMAGE[mode]
+    return Draft(target.key, f"{what} the data file {path} (from {dist.name})",
+                 [f"test -s {q(path)}", command.format(path=q(path))], [reinstall_wheel(probe, dist)],
+                 f"A data file shipped with {dist.name} seems to be missing or damaged.")
+
+
 TMP_DAMAGE = {
     "file": ("rm -rf /tmp && touch /tmp", "replaced /tmp by an empty file"),
     "dangling-link": ("rm -rf /tmp && ln -s /var/tmp/.tmp-moved /tmp", "replaced /tmp by a dangling symlink"),
@@ -83,6 +106,8 @@ TMP_DAMAGE = {
 
 
 def _tmp_targets(probe: GoldProbe) -> list[Target]:
+    if probe.usage_known and "/tmp" not in probe.used_files:
+        return []  # the suite never wrote a scratch file
     return [Target(f"/tmp:{kind}", kind) for kind in TMP_DAMAGE]
 
 
@@ -97,5 +122,6 @@ OPERATORS = [
     Operator("truncate-module-file", CATEGORY, _truncate_targets, _truncate),
     Operator("missing-execute-bit", CATEGORY, _exec_targets, _exec_bit, NO_ARCHIVES),
     Operator("dangling-package-link", CATEGORY, _package_dirs, _dangling),
+    Operator("damage-package-data", CATEGORY, _data_targets, _data),
     Operator("unusable-tmp", CATEGORY, _tmp_targets, _tmp, NO_ARCHIVES),
 ]

@@ -9,7 +9,7 @@ from typing import Iterable
 
 from cligym_env.generator.operators._base import (
     APT, ESSENTIAL_LIBRARIES, NO_ARCHIVES, RUNNER_BROKEN, Draft, Operator, Target, breakable, interpreter, lib_dir,
-    q, reinstall_deb, reinstall_wheel, scripts, venv_root, xy)
+    q, reinstall_deb, reinstall_wheel, scripts, used_event, used_module, used_path, venv_root, xy, PROCESS_EVENTS)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "infrastructure"
@@ -50,8 +50,8 @@ def _library_targets(probe: GoldProbe) -> list[Target]:
         if soname:
             path = next((p for p in libraries if p.endswith(f"/{soname}")), f"{lib_dir(probe)}/{soname}")
             libraries[path] = max(libraries.get(path, 1.0), 3.0 if module in probe.test_imports else 1.0)
-    usable = {p: w for p, w in libraries.items()
-              if not any(e in PurePosixPath(p).name for e in (*ESSENTIAL_LIBRARIES, *TLS_LIBRARIES))}
+    usable = {p: w for p, w in libraries.items() if used_path(probe, p)
+              and not any(e in PurePosixPath(p).name for e in (*ESSENTIAL_LIBRARIES, *TLS_LIBRARIES))}
     return [Target(f"{p}:{mode}", (p, mode), w) for p, w in sorted(usable.items()) for mode in LIBRARY_DAMAGE]
 
 
@@ -67,6 +67,8 @@ def extension_targets(probe: GoldProbe, pairs: Iterable[tuple[str, str]]) -> lis
     """(extension stem, damage) targets for stdlib extensions, from (module the tests may import, its extension)."""
     weights: dict[str, float] = {}
     for module, stem in pairs:
+        if not used_module(probe, stem):
+            continue  # the gold run never loaded it
         weights[stem] = max(weights.get(stem, 1.0), 3.0 if module in probe.test_imports else 1.0)
     return [Target(f"{stem}:{mode}", (stem, mode), w) for stem, w in sorted(weights.items())
             for mode in EXTENSION_DAMAGE]
@@ -101,6 +103,8 @@ PRELOADS = ("/usr/local/lib/libfaketime.so.1", "{lib}/libjemalloc.so.2", "/opt/a
 
 
 def _preload_targets(probe: GoldProbe) -> list[Target]:
+    if not used_event(probe, *PROCESS_EVENTS):
+        return []  # the loader's complaint shows only on the stderr of programs the suite starts
     paths = [path.format(lib=lib_dir(probe)) for path in PRELOADS]
     return [Target(f"/etc/ld.so.preload:{path}", path) for path in paths]
 

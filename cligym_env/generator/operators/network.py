@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, hook_draft, hook_targets, lib_dir, q, reinstall_wheel,
-    restore_conffile)
+    APT, LOOKUP_EVENTS, NO_ARCHIVES, SOCKET_EVENTS, Draft, Operator, Target, breakable, hook_draft, hook_targets,
+    lib_dir, q, reinstall_wheel, restore_conffile, used_event, used_module, used_path)
 from cligym_env.generator.operators.infrastructure import (LIBRARY_DAMAGE, damage_extension, damage_library,
                                                            extension_targets)
 from cligym_env.generator.types import GoldProbe
@@ -21,6 +21,8 @@ HOSTS_LINES = ("dns", "nis", "myhostname", "hesiod", "files [SUCCESS=continue] d
 
 
 def _hosts_targets(probe: GoldProbe) -> list[Target]:
+    if not used_event(probe, *LOOKUP_EVENTS, *SOCKET_EVENTS):
+        return []  # the suite never resolves a name
     return [Target(f"{NSSWITCH}:hosts={line}", line) for line in HOSTS_LINES]
 
 
@@ -37,6 +39,8 @@ PROVIDERS = ("legacy", "fips", "base")  # activating only one of these leaves TL
 
 
 def _openssl_targets(probe: GoldProbe) -> list[Target]:
+    if not (used_module(probe, "_ssl") or used_module(probe, "_hashlib")):
+        return []  # OpenSSL's configuration is read only by what loads libcrypto
     return [Target(f"{OPENSSL_CNF}:providers={p}", p) for p in PROVIDERS]
 
 
@@ -53,7 +57,7 @@ def _openssl(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 def _tls_library_targets(probe: GoldProbe) -> list[Target]:
     paths = {f"{lib_dir(probe)}/{name}" for name in ("libssl.so.3", "libcrypto.so.3")}
     paths |= {p for p in probe.shared_libraries if "/libssl.so" in p or "/libcrypto.so" in p}
-    return [Target(f"{p}:{mode}", (p, mode)) for p in sorted(paths) for mode in LIBRARY_DAMAGE]
+    return [Target(f"{p}:{mode}", (p, mode)) for p in sorted(paths) if used_path(probe, p) for mode in LIBRARY_DAMAGE]
 
 
 def _tls_library(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -67,6 +71,8 @@ BUNDLE_DAMAGE = {"empty": "truncate -s 0 {path}", "corrupt": "sed -i '/^-----/!s
 
 
 def _bundle_targets(probe: GoldProbe) -> list[Target]:
+    if not used_module(probe, "ssl"):
+        return []  # nothing in the gold run verifies a certificate
     bundles = [(CA_BUNDLE, None, 1.0)]
     if probe.wheelhouse:
         bundles += [(f, d, w) for d, w in breakable(probe) for f in d.files if f.endswith("certifi/cacert.pem")]
@@ -85,7 +91,8 @@ PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "all_proxy", "ALL_
 
 
 def _proxy_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, PROXY_VARIABLES)
+    return hook_targets(probe, PROXY_VARIABLES, modules=("urllib.request", "http.client", "requests", "httpx",
+                                                         "urllib3", "aiohttp"), events=SOCKET_EVENTS)
 
 
 def _proxy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
@@ -105,7 +112,9 @@ POLICIES = {  # a "hardening" audit hook that denies these events to every Pytho
 
 
 def _policy_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, sorted(POLICIES))
+    needs = {"processes": ("subprocess", "multiprocessing"), "sockets": ("socket",), "name-lookups": ("socket",)}
+    return [t for kind in sorted(POLICIES) for t in hook_targets(probe, [kind], modules=needs[kind],
+                                                                  events=POLICIES[kind])]
 
 
 def _policy(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:

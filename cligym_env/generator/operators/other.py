@@ -6,7 +6,8 @@ from __future__ import annotations
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q, reinstall_deb)
+    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q, reinstall_deb,
+    used_module)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "other"
@@ -45,6 +46,8 @@ ZONES = ("", "Europe", "America", "Asia", "Etc", "UTC", "US", "Australia")
 
 
 def _zone_targets(probe: GoldProbe) -> list[Target]:
+    if probe.usage_known and not any(used_module(probe, m) for m in ("zoneinfo", "dateutil.tz", "pytz", "tzlocal")):
+        return []  # nothing in the gold run reads the time zone database
     weight = 2.0 if {"zoneinfo", "datetime", "time", "dateutil", "pytz"} & set(probe.test_imports) else 1.0
     return [Target(f"{ZONEINFO}/{zone}".rstrip("/"), zone, weight) for zone in ZONES]
 
@@ -60,7 +63,7 @@ CODECS = ("idna", "punycode", "cp1252", "cp437", "unicode_escape", "raw_unicode_
 
 def _codec_targets(probe: GoldProbe) -> list[Target]:
     return [Target(f"{probe.stdlib}/encodings/{codec}.py", codec, 2.0 if codec in ("idna", "utf_8_sig") else 1.0)
-            for codec in CODECS]
+            for codec in CODECS if used_module(probe, f"encodings.{codec}")]
 
 
 def _codec(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
