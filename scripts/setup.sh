@@ -21,7 +21,7 @@ if [ -z "${DOCKER_HOST:-}" ] && ! docker info >/dev/null 2>&1; then
 fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-extras="${CLIGYM_EXTRAS:-dev,vllm,ray,train}"
+extras="${CLIGYM_EXTRAS:-dev,vllm,ray,train,skyrl}"
 stamp="$extras $(sha256sum pyproject.toml | cut -c1-16)"
 if [ "$(cat .venv/.cligym-installed 2>/dev/null)" != "$stamp" ]; then
   echo "setup: installing the package with extras [$extras] into .venv (a few minutes the first time)"

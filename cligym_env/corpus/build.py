@@ -18,6 +18,7 @@ from cligym_env.corpus import artifacts
 from cligym_env.corpus.pack import Artifact, Breakage, GoldRecipe, Pack, text_bytes, write_pack
 from cligym_env.error import PackError
 from cligym_env.generator import wheelhouse
+from cligym_env.generator.source import read_sdist
 from cligym_env.generator.gold import PROJECT_DIR, load_gold
 from cligym_env.generator.types import GoldEnvironment
 from cligym_env.tasks.registry import Registry
@@ -90,7 +91,7 @@ def _recipe(gold: GoldEnvironment) -> tuple[GoldRecipe, dict[str, bytes]]:
     """The gold's recipe with its sdist and wheels pinned; the wheels the index cannot reproduce, to ship."""
     sdist = wheelhouse.fetch_sdist(gold.project, gold.version)
     tests_dir = Path(gold.tests.directory).relative_to(PROJECT_DIR).as_posix()
-    source = wheelhouse.read_sdist(sdist, tests_dir)
+    source = read_sdist(sdist, gold.project, tests_dir)
     project_files = {k.removeprefix("project/"): v for k, v in gold.environment.files.items()
                      if k.startswith("project/")}
     if source.test_files != dict(gold.tests.files) or source.root_files != project_files:

@@ -21,7 +21,7 @@ from cligym_env import paths
 from cligym_env.corpus import artifacts
 from cligym_env.corpus.pack import SPLITS, Breakage, GoldRecipe, Pack, load_pack
 from cligym_env.error import PackFilterError, PackIntegrityError
-from cligym_env.generator import wheelhouse
+from cligym_env.generator.source import read_sdist
 from cligym_env.tasks.registry import Registry
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata, Task, Tests
 
@@ -81,7 +81,7 @@ def install(pack: str | Path | Pack, registry: Registry, *, projects: Sequence[s
 def materialize(pack: Pack, recipe: GoldRecipe, root: Path | None = None) -> Gold:
     """Fetch and check the recipe's artifacts and write its recipe folder (unless an identical one is there)."""
     what = f"gold {recipe.project}=={recipe.version} of pack {pack.name}"
-    source = wheelhouse.read_sdist(artifacts.fetch_sdist(recipe), recipe.tests_dir)
+    source = read_sdist(artifacts.fetch_sdist(recipe), recipe.project, recipe.tests_dir)
     if sorted(source.root_files) != sorted(recipe.project_files):
         raise PackIntegrityError(f"{what}: the sdist's root configs are {sorted(source.root_files)}, the pack "
                                  f"expects {list(recipe.project_files)}")

@@ -165,3 +165,11 @@ def read_tree(folder: Path) -> dict[str, bytes]:
     """Files under `folder` by relative POSIX path, less bytecode left by local test runs."""
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
             if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")}
+
+
+def read_sdist(sdist: Path, project: str, tests_dir: str | None = None) -> Source:
+    """The `Source` of a downloaded sdist (a pack pins the sdist and takes the tests from it): `tests_dir` where
+    the tree has that folder, else located as for a gold build."""
+    with unpacked(sdist) as root:
+        asked = tests_dir if tests_dir and (root / tests_dir).is_dir() else None
+        return read_source(root, project, asked)
