@@ -231,11 +231,13 @@ def test_operators_offer_many_breakages_on_the_real_probe(gold: GoldEnvironment)
     """Aimed at what the gold suite used: every category keeps targets, modules it never imported are spared."""
     counts = {op.name: len(op.available(gold.probe)) for op in OPERATORS}
     everything = {op.name: len(op.available(unaimed(gold.probe))) for op in OPERATORS}
-    assert counts["abi-tag-mismatch"] == everything["abi-tag-mismatch"] == 0  # all pure Python here
+    # compiled modules come only with test requirements (discovered now), which this suite may never load
+    assert counts["abi-tag-mismatch"] <= everything["abi-tag-mismatch"]
     assert all(n >= 2 for name, n in everything.items() if name not in ("abi-tag-mismatch", "damage-package-data"))
     for category in CATEGORIES:
         assert any(counts[op.name] >= 2 for op in OPERATORS if op.category == category), (category, counts)
-    ours = [d for d in gold.probe.distributions if d.name.lower() not in RUNNER]  # not pytest and its own
+    ours = [d for d in gold.probe.distributions  # not pytest, its own, nor its plugins (their files are spared)
+            if d.name.lower() not in RUNNER and not d.name.lower().startswith("pytest")]
     assert {"python-dotenv", "click"} <= {d.name for d in ours}
     modules = [f for d in ours for f in d.files if f.endswith(".py")]
     used = [f for f in modules if f in set(gold.probe.used_files)]
