@@ -28,13 +28,13 @@ Schema, version `SCHEMA_VERSION` (4; versions 2, which lacks `tamper` and `error
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import jsonschema
 
+from cligym_env import files
 from cligym_env.error import TrajectoryError
 
 SCHEMA_VERSION = 4
@@ -171,18 +171,4 @@ def read_jsonl(path: Path) -> list[Trajectory]:
 
 def append_jsonl(path: Path, trajectories: Iterable[Trajectory]) -> None:
     """Append one line per trajectory and flush it to disk, so a crash loses at most the episodes still running."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("ab") as sink:
-        if sink.tell() and _last_byte(path) != b"\n":  # drop a torn line left by a crash
-            sink.truncate(path.read_bytes().rfind(b"\n") + 1)
-        for trajectory in trajectories:
-            sink.write(trajectory.to_json().encode("utf-8") + b"\n")
-        sink.flush()
-        os.fsync(sink.fileno())
-
-
-def _last_byte(path: Path) -> bytes:
-    with path.open("rb") as source:
-        source.seek(-1, os.SEEK_END)
-        return source.read(1)
+    files.append_jsonl(path, trajectories, encode=Trajectory.to_json)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cligym_env import paths
-from cligym_env.error import SourceError, UsageError
+from cligym_env.error import CLIGymError, SourceError, UsageError
 from cligym_env.generator.pipeline import Outcome, RunLog, generate_for_gold, interleave
 from cligym_env.generator.report import build_report, to_markdown, write_report
 from cligym_env.generator.types import SHORTCUT_CHOICES, EngineOptions, GenerateConfig
@@ -57,7 +57,7 @@ def run_generate(registry: Registry, config: GenerateConfig, console: Console) -
                 bar = progress.add_task(f"{name:<18}", total=goal, note="building the gold environment")
                 try:
                     gold = build_gold(name, client=client, options=GoldOptions(source=config.source))
-                except GoldError as error:  # not on PyPI, or its suite cannot pass well enough: say so, go on
+                except CLIGymError as error:  # not on PyPI, a suite unfit, a build or probe that failed: say so, go on
                     if config.source is not None:  # the one project asked for, from the user's own source
                         raise
                     progress.update(bar, note=f"[red]{error}"[:120])

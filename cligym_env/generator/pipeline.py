@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Sequence
 import docker
 
 from cligym_env import paths
+from cligym_env.files import append_jsonl, read_jsonl
 from cligym_env.generator.issue import write_issue
 from cligym_env.generator.types import Breakage, GoldEnvironment
 from cligym_env.generator.validate import Rejected, Validated, validate
@@ -53,18 +54,16 @@ class Outcome:
 
 
 class RunLog:
-    """Append-only JSONL of outcomes: the run's memory across interruptions."""
+    """Append-only JSONL of outcomes (`files.append_jsonl`): the run's memory across interruptions."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.outcomes = [Outcome(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()] \
-            if path.exists() else []
+        self.outcomes = [Outcome(**record) for record in read_jsonl(path)]
 
     def add(self, outcome: Outcome) -> None:
-        with self._lock, self.path.open("a") as stream:
-            stream.write(json.dumps(outcome.__dict__) + "\n")
+        with self._lock:
+            append_jsonl(self.path, [outcome.__dict__])
             self.outcomes.append(outcome)
 
     def tried(self) -> set[str]:
