@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import random
 import threading
@@ -25,9 +26,11 @@ import docker
 from cligym_env import paths
 from cligym_env.files import append_jsonl, read_jsonl
 from cligym_env.generator.issue import write_issue
-from cligym_env.generator.types import Breakage, GoldEnvironment
+from cligym_env.generator.types import EXPECTED_FAILURES, Breakage, GoldEnvironment
 from cligym_env.generator.validate import Rejected, Validated, validate
 from cligym_env.tasks import Metadata, Registry, Task, TaskExistsError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -189,8 +192,11 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                     validated = future.result()
                 except Rejected as rejection:
                     outcome.reason = rejection.reason
-                except Exception as error:  # one broken candidate must not end the run
+                except EXPECTED_FAILURES as error:  # Docker, a build, the host: this candidate fails, the run goes on
                     outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
+                except Exception:  # a bug of ours is not a rejection reason: say so and stop
+                    logger.exception("validating %s %s failed with a bug in cligym", gold.project, candidate.operator)
+                    raise
                 else:
                     outcome.shortcuts = list(validated.shortcuts)
                     outcome.fail_to_pass = len(validated.tests.fail_to_pass)

@@ -5,10 +5,18 @@ A candidate becomes a `Task` (the one task type) only after validation proves it
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from docker.errors import DockerException
+
+from cligym_env.error import CLIGymError
 from cligym_env.tasks.task import Environment, Tests
+
+# What may fail one candidate (or one inversion) without ending the run: our own errors, Docker's, the host's.
+# Anything else is a bug of ours, raised with its traceback rather than recorded as a rejection reason.
+EXPECTED_FAILURES = (CLIGymError, DockerException, OSError, subprocess.SubprocessError)
 
 
 @dataclass(frozen=True)

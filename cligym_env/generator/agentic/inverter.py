@@ -21,7 +21,7 @@ from typing import Sequence
 import docker
 
 from cligym_env.generator.agentic.proposal import Proposal
-from cligym_env.generator.types import Breakage, GoldEnvironment
+from cligym_env.generator.types import EXPECTED_FAILURES, Breakage, GoldEnvironment
 from cligym_env.grading import run_tests
 from cligym_env.llm import LLMClient, Message, SamplingSettings
 from cligym_env.runtime.sandbox import Sandbox
@@ -116,7 +116,7 @@ def _act(gold: GoldEnvironment, run: Inversion, reply: str) -> str:
     """Carry out one action; return the feedback for the model. A broken run ends alone, not the batch."""
     try:
         return _dispatch(gold, run, reply)
-    except Exception as error:
+    except EXPECTED_FAILURES as error:  # Docker, a build, the host: this run fails, the batch goes on
         run.failure = f"error: {type(error).__name__}: {str(error)[:200]}"
         return ""
 
