@@ -5,6 +5,7 @@ clear error per malformed input."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -143,13 +144,15 @@ def test_parser_follows_terminal_bench_on_real_pytest_output(tmp_path: Path) -> 
         @pytest.mark.parametrize("n", [1, 2])
         def test_param(n): assert n == 1
         """))
-    run = subprocess.run([sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", str(tmp_path)],
-                         capture_output=True, text=True, timeout=120)
-    parsed = parse_pytest_summary(run.stdout)
-    assert parsed["test_ok"] == "passed" and parsed["test_bad"] == "failed"
-    assert parsed["test_expected_failure"] == "passed"  # XFAIL counts as passed, as in Terminal-Bench
-    assert parsed["test_param[1]"] == "passed" and parsed["test_param[2]"] == "failed"
-    assert parse_pytest_summary(run.stdout.split("short test summary info")[0]) == {}  # no summary: nothing
+    environment = {k: v for k, v in os.environ.items() if k != "CI"}
+    for ci in ({}, {"CI": "true"}):  # with CI set pytest prints whole messages ("numbers - differ" too)
+        run = subprocess.run([sys.executable, "-m", "pytest", "-rA", "-p", "no:cacheprovider", str(tmp_path)],
+                             capture_output=True, text=True, timeout=120, env={**environment, **ci})
+        parsed = parse_pytest_summary(run.stdout)
+        expected = {"test_ok": "passed", "test_bad": "failed", "test_param[1]": "passed", "test_param[2]": "failed",
+                    "test_expected_failure": "passed"}  # XFAIL counts as passed, as in Terminal-Bench
+        assert {name: parsed.get(name) for name in expected} == expected, (ci, parsed)
+        assert parse_pytest_summary(run.stdout.split("short test summary info")[0]) == {}  # no summary: nothing
 
 
 def test_solution_yaml_and_missing_solution(tmp_path: Path) -> None:

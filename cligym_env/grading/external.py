@@ -71,16 +71,26 @@ def parse_pytest_summary(output: str) -> dict[str, str]:
         return {}
     results: dict[str, str] = {}
     for line in parts[1].splitlines():
-        if line.startswith("FAILED") and " - " in line:
-            line = " - ".join(line.split(" - ")[:-1])
         fields = line.split(maxsplit=1)
         status = fields[0].strip().strip(":") if fields else ""
         if len(fields) < 2 or status not in _TB_STATUSES:
             continue
-        name = fields[1].strip().split("::", maxsplit=1)[-1]
+        name = _node_id(fields[1].strip()).split("::", maxsplit=1)[-1]
         if name:
             results[name] = "passed" if status in _TB_PASSING else "failed"
     return results
+
+
+def _node_id(text: str) -> str:
+    """The node id at the start of a summary line, without the ` - message` pytest may append. Terminal-Bench cuts
+    at the last ` - `, which breaks on a message holding one once pytest stops truncating lines (it does when `CI`
+    is set); the first ` - ` outside parametrize brackets is where the id ends."""
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth <= 0 and text.startswith(" - ", index):
+            return text[:index]
+    return text
 
 
 def _harbor_reward(box: "_GradingBox") -> tuple[float | None, dict[str, str], str]:
