@@ -17,6 +17,8 @@ from cligym_env.generator.types import SHORTCUT_CHOICES, EngineOptions, Generate
 from cligym_env.runtime.docker_client import connect
 from cligym_env.tasks import CATEGORIES, Registry
 
+CANDIDATES_PER_OPERATOR = 8  # the scheduler spends the budget on the operators that bite: give it enough of them
+
 
 def check_config(config: GenerateConfig) -> None:
     """A user's mistake in the options, as one clear `UsageError` naming the option and the choices."""
@@ -82,7 +84,8 @@ def run_generate(registry: Registry, config: GenerateConfig, console: Console) -
                 else:
                     from cligym_env.generator.operators import propose
 
-                    candidates = interleave(propose(gold.probe, random.Random(seed), config.categories or None),
+                    candidates = interleave(propose(gold.probe, random.Random(seed), config.categories or None,
+                                                    per_operator=CANDIDATES_PER_OPERATOR),
                                             random.Random(seed), offset=index)
                     outcomes += generate_for_gold(client, registry, gold, candidates, log, max_tasks=max_tasks,
                                                   workers=workers, seed=seed, shortcuts=config.shortcuts,

@@ -1,0 +1,119 @@
+"""Which candidate to validate next: the run learns which operators bite, and spends its budget on them.
+
+A fixed order spends most of a project's budget on operators that cannot bite it (a resource limit on a suite that
+never opens many files, a time-zone deletion for a project that never reads one) and on breakages a plain
+reinstall undoes. Every outcome in the run log (all projects, earlier runs of the same seed included) is a piece of
+evidence about its operator, so the scheduler keeps, per operator, a smoothed value of what its candidates gave:
+
+- 1 for a kept task that one reinstall of the project does not solve (what a policy must diagnose),
+- `SHORTCUT_VALUE` for a kept task that reinstall solves,
+- 0 for a candidate that broke nothing, could not be built, was flaky or whose repair failed; and, once the
+  project has its share of whole-suite breakages (`narrow`), 0 also for one that left no test passing.
+
+This project's own outcomes weigh `LOCAL_WEIGHT` times more than other projects'. The next candidate is the first
+untried one (operators keep their own seeded order) of the operator with the best value, with a bonus that makes
+each category be tried once per project before the values take over, so coverage of the categories survives.
+Each task an operator already gave this project lowers its priority by `DIVERSITY`, so one operator that bites
+well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project all
+broke nothing is left for last.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+from cligym_env.generator.types import Breakage
+
+if TYPE_CHECKING:
+    from cligym_env.generator.pipeline import Outcome
+
+SHORTCUT_VALUE = 0.4
+LOCAL_WEIGHT = 3.0
+PRIOR = (1.0, 2.0)  # pseudo-value, pseudo-count: an operator with no record starts at 0.5
+CATEGORY_BONUS = 1.0  # larger than any value: an untried category goes first
+DEAD_AFTER = 2
+DIVERSITY = 0.2
+
+
+@dataclass
+class _Record:
+    value: float = 0.0  # sum of outcome values, weighted
+    narrow_value: float = 0.0  # the same with whole-suite outcomes worth 0
+    count: float = 0.0
+
+    def add(self, outcome: Outcome, weight: float) -> None:
+        value = outcome_value(outcome)
+        self.value += weight * value
+        self.narrow_value += weight * (0.0 if whole_suite(outcome) else value)
+        self.count += weight
+
+    def mean(self, narrow: bool) -> float:
+        return ((self.narrow_value if narrow else self.value) + PRIOR[0]) / (self.count + PRIOR[1])
+
+
+def whole_suite(outcome: Outcome) -> bool:
+    return outcome.reason.startswith("whole-suite") or (outcome.status == "accepted" and outcome.pass_to_pass == 0)
+
+
+def outcome_value(outcome: Outcome) -> float:
+    """What a candidate gave: a kept task (less if one reinstall of the project solves it); a duplicate or a
+    whole-suite breakage set aside were real breakages, worth a little; the rest nothing."""
+    if outcome.status == "accepted":
+        return SHORTCUT_VALUE if "reinstall-project" in outcome.shortcuts else 1.0
+    if outcome.status == "duplicate" or outcome.reason.startswith("whole-suite"):
+        return SHORTCUT_VALUE / 2
+    return 0.0
+
+
+@dataclass
+class Scheduler:
+    """Hands out `candidates` of `project` one at a time, best first, learning from every recorded outcome."""
+
+    project: str
+    candidates: Sequence[Breakage]
+    history: Iterable[Outcome] = ()
+    _records: dict[str, _Record] = field(default_factory=lambda: defaultdict(_Record))
+    _recent: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # this project's reasons
+    _tried_categories: set[str] = field(default_factory=set)
+    _kept: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # this project's tasks per operator
+    _left: list[Breakage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._left = list(self.candidates)
+        for outcome in self.history:
+            self.record(outcome)
+
+    def __len__(self) -> int:
+        return len(self._left)
+
+    def record(self, outcome: Outcome) -> None:
+        local = outcome.project == self.project
+        self._records[outcome.operator].add(outcome, LOCAL_WEIGHT if local else 1.0)
+        if local:
+            self._tried_categories.add(outcome.category)
+            self._kept[outcome.operator] += outcome.status == "accepted"
+            self._recent[outcome.operator].append(outcome.reason.split(":")[0] if outcome.reason else outcome.status)
+
+    def value(self, operator: str, narrow: bool = False) -> float:
+        return self._records[operator].mean(narrow)
+
+    def dead(self, operator: str) -> bool:
+        recent = self._recent[operator][-DEAD_AFTER:]
+        return len(recent) == DEAD_AFTER and all(reason == "breaks-nothing" for reason in recent)
+
+    def next(self, narrow: bool = False) -> Breakage | None:
+        """The best candidate left (None when none is); `narrow`: this project needs no more whole-suite tasks."""
+        if not self._left:
+            return None
+        best = max(range(len(self._left)), key=lambda i: (self._priority(self._left[i], narrow), -i))
+        chosen = self._left.pop(best)
+        self._tried_categories.add(chosen.category)  # in flight: the next pick goes to another category
+        return chosen
+
+    def _priority(self, candidate: Breakage, narrow: bool) -> float:
+        if self.dead(candidate.operator):
+            return -1.0
+        bonus = CATEGORY_BONUS if candidate.category not in self._tried_categories else 0.0
+        return self.value(candidate.operator, narrow) + bonus - DIVERSITY * self._kept[candidate.operator]
