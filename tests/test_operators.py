@@ -201,6 +201,7 @@ CASES = [  # operator, target key ({site}, {lib} filled from the probe), a check
     ("signal-hook", "ignore-sigchld@sitecustomize",
      py('import subprocess, sys; sys.exit(subprocess.run(["false"]).returncode != 1)')),
     ("damage-multiprocessing-module", "_multiprocessing:truncate", py("import multiprocessing.connection")),
+    ("damage-async-module", "_contextvars:truncate", py("import asyncio")),
     ("blocked-import-hook", "click@pth", py("import click")),
     ("missing-timezone-data", "/usr/share/zoneinfo/Europe", py('import zoneinfo; zoneinfo.ZoneInfo("Europe/Paris")')),
     ("missing-codec", "/usr/lib/python3.11/encodings/idna.py", py('"x".encode("idna")')),

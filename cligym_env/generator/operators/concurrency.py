@@ -1,5 +1,5 @@
 """Concurrency: resource limits, signal dispositions and start methods imposed on every Python process by a
-start-up hook, and multiprocessing's compiled modules damaged.
+start-up hook, and the compiled modules of multiprocessing, asyncio (contextvars) and pseudo-terminals damaged.
 
 RLIMIT_NPROC is left out: it does not bind root, which the container runs as.
 """
@@ -59,6 +59,10 @@ def _signal(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 START_METHODS = ("spawn", "forkserver")
 MULTIPROCESSING_EXTENSIONS = [("multiprocessing", "_multiprocessing"), ("concurrent", "_multiprocessing"),
                               ("multiprocessing", "_posixshmem")]
+# Extensions with no pure-Python fallback that event loops and child-process code import: contextvars (every
+# asyncio import), termios (pty and tty, how programs are driven through a pseudo-terminal).
+ASYNC_EXTENSIONS = [("asyncio", "_contextvars"), ("contextvars", "_contextvars"), ("pty", "termios"),
+                    ("tty", "termios")]
 
 
 def _start_targets(probe: GoldProbe) -> list[Target]:
@@ -81,4 +85,5 @@ OPERATORS = [
     Operator("start-method-hook", CATEGORY, _start_targets, _start_method, NO_ARCHIVES),
     Operator("damage-multiprocessing-module", CATEGORY,
              lambda p: extension_targets(p, MULTIPROCESSING_EXTENSIONS), damage_extension, APT),
+    Operator("damage-async-module", CATEGORY, lambda p: extension_targets(p, ASYNC_EXTENSIONS), damage_extension, APT),
 ]

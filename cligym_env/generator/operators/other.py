@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q, reinstall_deb,
-    used_module)
+    APT, NO_ARCHIVES, PROCESS_EVENTS, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q,
+    reinstall_deb, used_module)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "other"
@@ -17,8 +17,14 @@ ENVIRONMENT = {
 }
 
 
+# Read once at interpreter start (or by setlocale/tzset, which a running suite seldom calls): setting them from a
+# hook reaches only the processes the suite starts. The others are read at call time (expanduser, terminal size).
+READ_AT_START = ("PYTHONHOME", "PYTHONIOENCODING", "PYTHONOPTIMIZE", "LC_ALL", "TZ")
+
+
 def _env_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, list(ENVIRONMENT))
+    at_call = [name for name in ENVIRONMENT if name not in READ_AT_START]
+    return hook_targets(probe, at_call) + hook_targets(probe, READ_AT_START, events=PROCESS_EVENTS)
 
 
 def _env(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
