@@ -43,7 +43,7 @@ def test_reinstall_solvable_and_whole_suite_tasks_count_for_less():
     assert scheduler.value("whole", narrow=True) < scheduler.value("whole") == scheduler.value("diagnosis")
 
 
-def test_an_operator_that_broke_nothing_twice_here_is_left_for_last_and_own_results_weigh_more():
+def test_an_operator_that_broke_nothing_twice_here_is_not_tried_again_and_own_results_weigh_more():
     candidates = [_candidate("a", "other", "1"), _candidate("b", "other", "2")]
     history = [_outcome("here", "a", "other", "rejected", "breaks-nothing") for _ in range(2)]
     history += [_outcome("elsewhere", "a", "other", "accepted", pass_to_pass=1) for _ in range(3)]
@@ -51,6 +51,7 @@ def test_an_operator_that_broke_nothing_twice_here_is_left_for_last_and_own_resu
     scheduler = Scheduler("here", candidates, history=history)
     assert scheduler.dead("a") and not scheduler.dead("b")
     assert scheduler.next().operator == "b"
+    assert scheduler.next() is None and len(scheduler) == 1
 
 
 def test_outcomes_recorded_during_the_run_change_the_order():
@@ -61,3 +62,24 @@ def test_outcomes_recorded_during_the_run_change_the_order():
     scheduler.record(_outcome("p", "a", "c", "rejected", "breaks-nothing"))
     scheduler.record(_outcome("p", "b", "c", "accepted", pass_to_pass=1))
     assert scheduler.next().operator == "b"
+
+
+def test_once_breakages_inside_the_project_break_the_whole_suite_the_rest_wait_in_narrow_mode():
+    from cligym_env.generator.schedule import inside_project
+    from cligym_env.generator.types import Distribution, GoldProbe
+    from dataclasses import fields
+
+    site = "/opt/venv/lib/python3.11/site-packages"
+    values = {f.name: () for f in fields(GoldProbe)}
+    values |= {"python": "/opt/venv/bin/python", "site_packages": site, "project_module": "tiny",
+               "distributions": (Distribution("tiny", "1.0", ("tiny",), (f"{site}/tiny/__init__.py",)),)}
+    inside = inside_project(GoldProbe(**{k: v for k, v in values.items() if k in {f.name for f in fields(GoldProbe)}}))
+    assert inside(f"{site}/tiny/core.py") and inside("tiny") and inside("tiny@pth") and inside("tiny:no-record")
+    assert not inside(f"{site}/tinyx/core.py") and not inside("/tmp:file") and not inside("click")
+
+    candidates = [_candidate("op1", "c1", f"{site}/tiny/a.py"), _candidate("op2", "c1", "/etc/x")]
+    history = [Outcome("p", "op3", "c2", "tiny", "rejected", "whole-suite: no test passes"),
+               Outcome("p", "op4", "c3", f"{site}/tiny/b.py", "accepted", pass_to_pass=0)]
+    scheduler = Scheduler("p", candidates, history=history, inside=inside)
+    assert scheduler.next(narrow=True).target == "/etc/x"
+    assert Scheduler("p", candidates, history=history, inside=inside).next(narrow=False).target.endswith("a.py")

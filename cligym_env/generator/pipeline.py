@@ -26,7 +26,7 @@ import docker
 from cligym_env import paths
 from cligym_env.files import append_jsonl, read_jsonl
 from cligym_env.generator.issue import write_issue
-from cligym_env.generator.schedule import Scheduler
+from cligym_env.generator.schedule import Scheduler, inside_project
 from cligym_env.generator.types import EXPECTED_FAILURES, Breakage, GoldEnvironment
 from cligym_env.generator.validate import Rejected, Validated, validate
 from cligym_env.tasks import Metadata, Registry, Task, TaskExistsError
@@ -162,28 +162,32 @@ def store(registry: Registry, outcome: Outcome, validated: Validated, tasks: lis
 
 def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: GoldEnvironment,
                       candidates: Iterable[Breakage], log: RunLog, *, max_tasks: int, workers: int, seed: int,
-                      shortcuts: str = "keep", whole_suite_share: float = 0.5,
+                      shortcuts: str = "keep", whole_suite_share: float = 0.5, candidates_per_task: int = 5,
                       on_outcome: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
     """Validate candidates in parallel, best first (`schedule.Scheduler`), until `max_tasks` breakages are
     accepted; return this call's outcomes.
 
     Narrow breakages are preferred: at most `whole_suite_share` of a project's tasks (rounded up) may leave no
-    test passing; `shortcuts="drop"` rejects a candidate that a plain reinstall from the wheelhouse solves."""
+    test passing; `shortcuts="drop"` rejects a candidate that a plain reinstall from the wheelhouse solves. At most
+    `candidates_per_task * max_tasks` candidates are tried per project (this call and earlier ones), so a project
+    that few breakages bite does not swallow the run."""
     tried = log.tried()
     ours = [o for o in log.outcomes if o.status == "accepted" and o.project == gold.project]
     accepted, whole_suite = len(ours), sum(o.pass_to_pass == 0 for o in ours)
+    budget = candidates_per_task * max_tasks - sum(o.project == gold.project for o in log.outcomes)
     whole_suite_limit = math.ceil(max_tasks * whole_suite_share)
     untried = [c for c in candidates if f"{gold.project}|{c.operator}|{c.target}" not in tried]
-    scheduler = Scheduler(gold.project, untried, history=log.outcomes)
+    scheduler = Scheduler(gold.project, untried, history=log.outcomes, inside=inside_project(gold.probe))
     results: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         running: dict[Future, tuple[Breakage, float]] = {}
         while True:
-            while len(running) < workers and accepted + len(running) < max_tasks:
+            while len(running) < workers and accepted + len(running) < max_tasks and budget > 0:
                 narrow = whole_suite >= whole_suite_limit  # spent already; the check after validation stays exact
                 candidate = scheduler.next(narrow)
                 if candidate is None:
                     break
+                budget -= 1
                 running[pool.submit(validate, client, gold, candidate, narrow=narrow)] = (candidate, time.monotonic())
             if not running:
                 return results

@@ -13,18 +13,22 @@ evidence about its operator, so the scheduler keeps, per operator, a smoothed va
 This project's own outcomes weigh `LOCAL_WEIGHT` times more than other projects'. The next candidate is the first
 untried one (operators keep their own seeded order) of the operator with the best value, with a bonus that makes
 each category be tried once per project before the values take over, so coverage of the categories survives.
+Breakages inside the project itself (its files, its distribution, its import name) are what a small
+one-module project's whole suite trips over: once the project needs narrow breakages and `DEAD_AFTER` of its own
+such outcomes left no test passing, the rest of them are not tried.
 Each task an operator already gave this project lowers its priority by `DIVERSITY`, so one operator that bites
 well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project all
-broke nothing is left for last.
+broke nothing is not tried again there.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from cligym_env.generator.types import Breakage
+from cligym_env.generator.types import Breakage, GoldProbe
 
 if TYPE_CHECKING:
     from cligym_env.generator.pipeline import Outcome
@@ -67,6 +71,18 @@ def outcome_value(outcome: Outcome) -> float:
     return 0.0
 
 
+def inside_project(probe: GoldProbe) -> Callable[[str], bool]:
+    """Does a target (a path, `dist`, `dist:kind`, `module@place`...) name the project itself?"""
+    site = probe.site_packages.rstrip("/")
+    own = [d for d in probe.distributions if probe.project_module in d.top_level]
+    names = {probe.project_module} | {d.name.lower() for d in own} | {t for d in own for t in d.top_level}
+    prefixes = tuple(f"{site}/{top}{end}" for top in names for end in ("/", ".py", "."))
+
+    def check(target: str) -> bool:
+        return re.split(r"[:@]", target, maxsplit=1)[0].lower() in names or target.startswith(prefixes)
+    return check
+
+
 @dataclass
 class Scheduler:
     """Hands out `candidates` of `project` one at a time, best first, learning from every recorded outcome."""
@@ -74,11 +90,13 @@ class Scheduler:
     project: str
     candidates: Sequence[Breakage]
     history: Iterable[Outcome] = ()
+    inside: Callable[[str], bool] = lambda target: False  # `inside_project(probe)`
     _records: dict[str, _Record] = field(default_factory=lambda: defaultdict(_Record))
     _recent: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # this project's reasons
     _tried_categories: set[str] = field(default_factory=set)
     _kept: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # this project's tasks per operator
     _left: list[Breakage] = field(default_factory=list)
+    _inside: list[bool] = field(default_factory=list)  # this project's outcomes inside it: whole-suite or not
 
     def __post_init__(self) -> None:
         self._left = list(self.candidates)
@@ -94,6 +112,8 @@ class Scheduler:
         if local:
             self._tried_categories.add(outcome.category)
             self._kept[outcome.operator] += outcome.status == "accepted"
+            if self.inside(outcome.target) and (outcome.status == "accepted" or whole_suite(outcome)):
+                self._inside.append(whole_suite(outcome))
             self._recent[outcome.operator].append(outcome.reason.split(":")[0] if outcome.reason else outcome.status)
 
     def value(self, operator: str, narrow: bool = False) -> float:
@@ -103,11 +123,17 @@ class Scheduler:
         recent = self._recent[operator][-DEAD_AFTER:]
         return len(recent) == DEAD_AFTER and all(reason == "breaks-nothing" for reason in recent)
 
+    def _inside_breaks_all(self) -> bool:
+        return len(self._inside) >= DEAD_AFTER and all(self._inside)
+
     def next(self, narrow: bool = False) -> Breakage | None:
-        """The best candidate left (None when none is); `narrow`: this project needs no more whole-suite tasks."""
+        """The best candidate left; None when none is, or when all that is left are operators that broke nothing
+        here and breakages the project already showed break its whole suite (`narrow`: it needs no more of those)."""
         if not self._left:
             return None
         best = max(range(len(self._left)), key=lambda i: (self._priority(self._left[i], narrow), -i))
+        if self._priority(self._left[best], narrow) < 0:
+            return None
         chosen = self._left.pop(best)
         self._tried_categories.add(chosen.category)  # in flight: the next pick goes to another category
         return chosen
@@ -115,5 +141,7 @@ class Scheduler:
     def _priority(self, candidate: Breakage, narrow: bool) -> float:
         if self.dead(candidate.operator):
             return -1.0
+        if narrow and self._inside_breaks_all() and self.inside(candidate.target):
+            return -0.5
         bonus = CATEGORY_BONUS if candidate.category not in self._tried_categories else 0.0
         return self.value(candidate.operator, narrow) + bonus - DIVERSITY * self._kept[candidate.operator]
