@@ -45,14 +45,15 @@ class CLIGymEnv(gym.Env[str, str]):
 
     def __init__(self, registry: str | Path | Registry | None = None, *, task_ids: Sequence[str] | None = None,
                  category: str | None = None, project: str | None = None, difficulty: str | None = None,
-                 max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
+                 split: str | None = None, max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
                  limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False,
                  audit: str = "enforce") -> None:
         check_settings(render_mode=render_mode, audit=audit, limits=limits, max_steps=max_steps,
-                        command_timeout=command_timeout, category=category, registry=registry)
+                        command_timeout=command_timeout, category=category, registry=registry,
+                       split=split)
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
-        self.task_ids = self._select(task_ids, category, project, difficulty, include_unverified)
+        self.task_ids = self._select(task_ids, category, project, difficulty, split, include_unverified)
         self.unbuildable: dict[str, str] = {}  # task id -> why its image cannot be built (skipped by reset)
         self.max_steps, self.command_timeout, self.partial_credit = max_steps, command_timeout, partial_credit
         self.limits, self.render_mode, self.audit = limits, render_mode, audit
@@ -69,7 +70,7 @@ class CLIGymEnv(gym.Env[str, str]):
         self._transcript: list[str] = []
 
     def _select(self, task_ids: Sequence[str] | None, category: str | None, project: str | None,
-                difficulty: str | None, include_unverified: bool) -> list[str]:
+                difficulty: str | None, split: str | None, include_unverified: bool) -> list[str]:
         if task_ids is not None:
             if isinstance(task_ids, str) or not task_ids or not all(isinstance(t, str) for t in task_ids):
                 raise ConfigError(f"task_ids={task_ids!r} must be a non-empty list of task id strings, e.g. "
@@ -78,14 +79,15 @@ class CLIGymEnv(gym.Env[str, str]):
             for task_id in task_ids:
                 self.registry.get(task_id)  # an unknown id fails now, with suggestions
             return sorted(task_ids)
-        found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty)
+        found = [row["id"] for row in self.registry.query(category=category, project=project, difficulty=difficulty,
+                                                        split=split)
                  if include_unverified or not row["generator"].startswith(UNVERIFIED)]  # no proven repair
         for folder, problem in self.registry.problems():  # never left out silently
             logger.warning("task folder %s left out: %s", folder, problem)
         if not found:
             raise ConfigError(
                 f"no task in registry {self.registry.path} matches category={category!r}, project={project!r}, "
-                f"difficulty={difficulty!r}; see `cligym tasks list`")
+                f"difficulty={difficulty!r}, split={split!r}; see `cligym tasks list`")
         return found
 
     @property

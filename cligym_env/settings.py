@@ -13,13 +13,13 @@ import gymnasium as gym
 from cligym_env.error import ConfigError
 from cligym_env.runtime.sandbox import Limits
 from cligym_env.tasks.registry import Registry
-from cligym_env.tasks.task import CATEGORIES
+from cligym_env.tasks.task import CATEGORIES, SPLITS
 
 AUDIT_MODES = ("enforce", "report")
 
 
 def check_settings(*, render_mode: str | None, audit: str, limits: Limits, max_steps: int, command_timeout: float,
-                    category: str | None, registry: object) -> None:
+                    category: str | None, registry: object, split: str | None = None) -> None:
     """Every make-kwarg that cannot work fails here, naming the keyword, the value and what to write instead."""
     if render_mode not in (None, "ansi"):
         raise ConfigError(f"render_mode={render_mode!r} is not supported; use None or 'ansi'")
@@ -37,6 +37,9 @@ def check_settings(*, render_mode: str | None, audit: str, limits: Limits, max_s
         raise ConfigError(f"command_timeout={command_timeout!r} must be a number of seconds > 0")
     if category is not None and category not in CATEGORIES:
         raise ConfigError(f"category={category!r} is not a category; use one of: {', '.join(CATEGORIES)}")
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"split={split!r} is not a split; use one of: {', '.join(SPLITS)} (a pack's held-out "
+                          "projects are for evaluation only)")
     if registry is not None and not isinstance(registry, (str, Path, Registry)):
         raise ConfigError(f"registry={registry!r} must be a folder path or a Registry")
     if isinstance(registry, (str, Path)) and Path(registry).exists() and not Path(registry).is_dir():

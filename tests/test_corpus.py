@@ -115,3 +115,21 @@ def test_install_without_docker_then_oracle_1_and_noop_0_through_gym_make(
             assert env.step("submit")[1] == 0.0, task_id
     finally:
         env.close()
+
+
+def test_gym_make_selects_a_split_of_an_installed_pack(cligym_home: Path) -> None:
+    """Held-out projects (evaluation only) and training projects are chosen by `split=`; no Docker needed."""
+    from cligym_env.error import ConfigError
+
+    pack = load_pack(SAMPLE)
+    result = runner.invoke(app, ["tasks", "install", SAMPLE])
+    assert result.exit_code == 0, result.output
+    for split in ("train", "heldout"):
+        projects = {p for p in pack.projects if pack.split_of(p) == split}
+        env = gym.make("CLIGym-v0", split=split)
+        chosen = env.unwrapped.task_ids
+        assert chosen and {env.unwrapped.registry.get(t).metadata.project for t in chosen} == projects
+        assert len(chosen) == 2 * sum(b.project in projects for b in pack.breakages)
+        env.close()
+    with pytest.raises(ConfigError, match="split='test'.*train, heldout"):
+        gym.make("CLIGym-v0", split="test")

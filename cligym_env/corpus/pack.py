@@ -24,10 +24,10 @@ from typing import Any
 import tomli_w
 
 from cligym_env.error import PackError
+from cligym_env.tasks.task import SPLITS
 
 SCHEMA = 1
 PACKS_DIR = Path(__file__).with_name("packs")
-SPLITS = ("train", "heldout")
 PACK_FILE, GOLDS_FILE, TASKS_FILE, GENERATION_FILE, WHEELS_DIR = (
     "pack.toml", "golds.jsonl", "tasks.jsonl", "generation.jsonl", "wheels")
 

@@ -24,19 +24,19 @@ from cligym_env.error import UnknownTaskError
 
 EXAMPLES_DIR = Path(__file__).with_name("examples")
 INDEX_FILE = "index.sqlite"
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2  # 2: split
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,            -- the folder name
     toml_mtime_ns INTEGER, toml_size INTEGER, folder_mtime_ns INTEGER,
     problem TEXT,                   -- why the folder could not be indexed, else NULL
-    project TEXT, category TEXT, difficulty TEXT, generator TEXT, hint INTEGER,
+    project TEXT, category TEXT, difficulty TEXT, generator TEXT, split TEXT, hint INTEGER,
     summary TEXT                    -- Task.summary() as JSON
 );
 CREATE INDEX IF NOT EXISTS tasks_category ON tasks (category);
 CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project);
 """
-_FILTERS = ("category", "project", "difficulty", "generator", "hint")
+_FILTERS = ("category", "project", "difficulty", "generator", "split", "hint")
 
 Stamp = tuple[int | None, int | None, int]
 
@@ -116,12 +116,14 @@ class Registry:
         difficulty: str | None = None,
         id_prefix: str | None = None,
         generator: str | None = None,
+        split: str | None = None,
         hint: bool | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
         """Summaries of the valid tasks matching every given filter, sorted by id."""
         self.refresh()
-        values = dict(category=category, project=project, difficulty=difficulty, generator=generator, hint=hint)
+        values = dict(category=category, project=project, difficulty=difficulty, generator=generator, split=split,
+                      hint=hint)
         where, parameters = ["problem IS NULL"], []
         for name in _FILTERS:
             if values[name] is not None:
@@ -185,8 +187,8 @@ class Registry:
     @staticmethod
     def _row(name: str, stamp: Stamp, summary: dict[str, Any] | None, problem: str | None) -> tuple[Any, ...]:
         if summary is None:
-            return (name, *stamp, problem, None, None, None, None, None, None)
-        filters = [summary[key] for key in ("project", "category", "difficulty", "generator")]
+            return (name, *stamp, problem, None, None, None, None, None, None, None)
+        filters = [summary.get(key) for key in ("project", "category", "difficulty", "generator", "split")]
         return (name, *stamp, problem, *filters, int(summary["hint"]), json.dumps(summary))
 
     @staticmethod

@@ -24,6 +24,7 @@ CATEGORIES = (
     "concurrency",
     "other",
 )
+SPLITS = ("train", "heldout")  # a pack's projects: trained on, or kept for evaluation only (metadata.extra["split"])
 UNVERIFIED = "agentic-unverified"  # generator prefix of tasks kept although their repair was never shown to work
 
 
@@ -147,6 +148,7 @@ class Task:
             "difficulty": self.metadata.difficulty,
             "hint": self.metadata.hint,
             "generator": self.metadata.generator,
+            "split": self.metadata.extra.get("split"),
             "created_at": self.metadata.created_at,
             "fail_to_pass": len(self.tests.fail_to_pass),
             "pass_to_pass": len(self.tests.pass_to_pass),
