@@ -83,3 +83,11 @@ def test_once_breakages_inside_the_project_break_the_whole_suite_the_rest_wait_i
     scheduler = Scheduler("p", candidates, history=history, inside=inside)
     assert scheduler.next(narrow=True).target == "/etc/x"
     assert Scheduler("p", candidates, history=history, inside=inside).next(narrow=False).target.endswith("a.py")
+
+
+def test_an_operator_that_broke_the_whole_suite_twice_is_dead_only_once_narrow_breakages_are_needed():
+    history = [Outcome("p", "wide", "c", "t", "accepted", pass_to_pass=0),
+               Outcome("p", "wide", "c", "u", "rejected", "whole-suite: no test passes any more")]
+    scheduler = Scheduler("p", [_candidate("wide", "c", "v")], history=history)
+    assert scheduler.dead("wide", narrow=True) and not scheduler.dead("wide", narrow=False)
+    assert scheduler.next(narrow=True) is None and scheduler.next(narrow=False).target == "v"

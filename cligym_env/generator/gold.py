@@ -256,7 +256,9 @@ def _dockerfile(install: list[str], system: tuple[str, ...], has_project_files: 
         apt,
         _APT_LOCAL_SOURCE,
         f"COPY wheelhouse/ {WHEELHOUSE}/",
-        f"RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-index --find-links {WHEELHOUSE} "
+        # `bin/python -m pip`, as every repair runs it: pip writes console scripts with sys.executable as their
+        # shebang, so a reinstall must give back the very bytes of the gold image or the audit flags the repair
+        f"RUN python3 -m venv /opt/venv && /opt/venv/bin/python -m pip install --no-index --find-links {WHEELHOUSE} "
         + " ".join(shlex.quote(r) for r in install),
         "ENV PATH=/opt/venv/bin:$PATH",
         f"COPY project/ {PROJECT_DIR}/" if has_project_files else f"RUN mkdir -p {PROJECT_DIR}",

@@ -198,7 +198,7 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 try:
                     validated = future.result()
                 except Rejected as rejection:
-                    outcome.reason = rejection.reason
+                    outcome.reason = str(rejection)[:300]  # "key: detail"; reports group by the key
                 except EXPECTED_FAILURES as error:  # Docker, a build, the host: this candidate fails, the run goes on
                     outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
                 except Exception:  # a bug of ours is not a rejection reason: say so and stop

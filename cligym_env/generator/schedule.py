@@ -17,8 +17,9 @@ Breakages inside the project itself (its files, its distribution, its import nam
 one-module project's whole suite trips over: once the project needs narrow breakages and `DEAD_AFTER` of its own
 such outcomes left no test passing, the rest of them are not tried.
 Each task an operator already gave this project lowers its priority by `DIVERSITY`, so one operator that bites
-well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project all
-broke nothing is not tried again there.
+well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project gave
+nothing it can keep (broke nothing, failed to build or repair; left no test passing, once it needs narrow ones) is
+not tried again there.
 """
 
 from __future__ import annotations
@@ -114,14 +115,18 @@ class Scheduler:
             self._kept[outcome.operator] += outcome.status == "accepted"
             if self.inside(outcome.target) and (outcome.status == "accepted" or whole_suite(outcome)):
                 self._inside.append(whole_suite(outcome))
-            self._recent[outcome.operator].append(outcome.reason.split(":")[0] if outcome.reason else outcome.status)
+            self._recent[outcome.operator].append(
+                "whole-suite" if whole_suite(outcome) else outcome.reason.split(":")[0] or outcome.status)
 
     def value(self, operator: str, narrow: bool = False) -> float:
         return self._records[operator].mean(narrow)
 
-    def dead(self, operator: str) -> bool:
+    def dead(self, operator: str, narrow: bool = False) -> bool:
+        """Its last `DEAD_AFTER` candidates here gave nothing this project can keep now."""
         recent = self._recent[operator][-DEAD_AFTER:]
-        return len(recent) == DEAD_AFTER and all(reason == "breaks-nothing" for reason in recent)
+        useless = ("breaks-nothing", "build-failed", "runner-broken", "oracle-failed", "oracle-flagged", "flaky",
+                   *(("whole-suite",) if narrow else ()))
+        return len(recent) == DEAD_AFTER and all(reason in useless for reason in recent)
 
     def _inside_breaks_all(self) -> bool:
         return len(self._inside) >= DEAD_AFTER and all(self._inside)
@@ -139,7 +144,7 @@ class Scheduler:
         return chosen
 
     def _priority(self, candidate: Breakage, narrow: bool) -> float:
-        if self.dead(candidate.operator):
+        if self.dead(candidate.operator, narrow):
             return -1.0
         if narrow and self._inside_breaks_all() and self.inside(candidate.target):
             return -0.5
