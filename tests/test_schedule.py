@@ -29,9 +29,16 @@ def test_an_operator_that_bites_elsewhere_goes_first_within_its_category():
 def test_every_category_is_tried_once_before_values_take_over():
     candidates = [_candidate("good", "file-system", f"f{i}") for i in range(3)] + [_candidate("poor", "other", "o")]
     history = [_outcome("p1", "good", "file-system", "accepted", pass_to_pass=1) for _ in range(5)]
-    history += [_outcome("p1", "poor", "other", "rejected", "breaks-nothing") for _ in range(5)]
+    history += [_outcome("p1", "poor", "other", "rejected", "breaks-nothing") for _ in range(3)]
+    history += [_outcome("p1", "poor", "other", "accepted", pass_to_pass=1)]
     scheduler = Scheduler("p2", candidates, history=history)
     assert [scheduler.next().category for _ in range(2)] == ["file-system", "other"]
+    # failing again and again elsewhere (value below EXPLORE_FLOOR): no bonus, and one useless try here ends it
+    history += [_outcome("p1", "poor", "other", "rejected", "breaks-nothing") for _ in range(6)]
+    scheduler = Scheduler("p2", candidates, history=history)
+    assert [scheduler.next().operator for _ in range(3)] == ["good"] * 3 and scheduler.next().operator == "poor"
+    scheduler.record(_outcome("p2", "poor", "other", "rejected", "breaks-nothing"))
+    assert scheduler.dead("poor")
 
 
 def test_reinstall_solvable_and_whole_suite_tasks_count_for_less():

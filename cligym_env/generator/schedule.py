@@ -12,12 +12,13 @@ evidence about its operator, so the scheduler keeps, per operator, a smoothed va
 
 This project's own outcomes weigh `LOCAL_WEIGHT` times more than other projects'. The next candidate is the first
 untried one (operators keep their own seeded order) of the operator with the best value, with a bonus that makes
-each category be tried once per project before the values take over, so coverage of the categories survives.
+each category be tried once per project before the values take over, so coverage of the categories survives;
+an operator whose value fell below `EXPLORE_FLOOR` (it failed again and again elsewhere) earns no bonus.
 Breakages inside the project itself (its files, its distribution, its import name) are what a small
 one-module project's whole suite trips over: once the project needs narrow breakages and `DEAD_AFTER` of its own
 such outcomes left no test passing, the rest of them are not tried.
 Each task an operator already gave this project lowers its priority by `DIVERSITY`, so one operator that bites
-well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project gave
+well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project (its last one, below the floor) gave
 nothing it can keep (broke nothing, failed to build or repair; left no test passing, once it needs narrow ones) is
 not tried again there.
 """
@@ -40,6 +41,7 @@ PRIOR = (1.0, 2.0)  # pseudo-value, pseudo-count: an operator with no record sta
 CATEGORY_BONUS = 1.0  # larger than any value: an untried category goes first
 DEAD_AFTER = 2
 DIVERSITY = 0.2
+EXPLORE_FLOOR = 0.2  # below this value an operator earns no category bonus, and one useless try here kills it
 
 
 @dataclass
@@ -123,10 +125,11 @@ class Scheduler:
 
     def dead(self, operator: str, narrow: bool = False) -> bool:
         """Its last `DEAD_AFTER` candidates here gave nothing this project can keep now."""
-        recent = self._recent[operator][-DEAD_AFTER:]
+        tries = 1 if self.value(operator, narrow) < EXPLORE_FLOOR else DEAD_AFTER
+        recent = self._recent[operator][-tries:]
         useless = ("breaks-nothing", "build-failed", "runner-broken", "oracle-failed", "oracle-flagged", "flaky",
                    *(("whole-suite",) if narrow else ()))
-        return len(recent) == DEAD_AFTER and all(reason in useless for reason in recent)
+        return len(recent) == tries and all(reason in useless for reason in recent)
 
     def _inside_breaks_all(self) -> bool:
         return len(self._inside) >= DEAD_AFTER and all(self._inside)
@@ -148,5 +151,6 @@ class Scheduler:
             return -1.0
         if narrow and self._inside_breaks_all() and self.inside(candidate.target):
             return -0.5
-        bonus = CATEGORY_BONUS if candidate.category not in self._tried_categories else 0.0
-        return self.value(candidate.operator, narrow) + bonus - DIVERSITY * self._kept[candidate.operator]
+        value = self.value(candidate.operator, narrow)
+        explore = candidate.category not in self._tried_categories and value >= EXPLORE_FLOOR
+        return value + (CATEGORY_BONUS if explore else 0.0) - DIVERSITY * self._kept[candidate.operator]
