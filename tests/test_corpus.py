@@ -55,8 +55,8 @@ def test_the_cli_turns_a_bad_filter_into_one_line_and_exit_2(tmp_path: Path) -> 
 def test_an_unknown_pack_and_a_newer_schema_are_refused(pack_copy: Path) -> None:
     with pytest.raises(PackError, match="no task pack 'cligym-v9'"):
         load_pack("cligym-v9")
-    (pack_copy / PACK_FILE).write_text((pack_copy / PACK_FILE).read_text().replace("schema = 1", "schema = 2"))
-    with pytest.raises(PackError, match="schema 2 is not supported"):
+    (pack_copy / PACK_FILE).write_text((pack_copy / PACK_FILE).read_text().replace("schema = 1", "schema = 3"))
+    with pytest.raises(PackError, match="schema 3 is not supported"):
         load_pack(pack_copy)
 
 
@@ -133,3 +133,22 @@ def test_gym_make_selects_a_split_of_an_installed_pack(cligym_home: Path) -> Non
         env.close()
     with pytest.raises(ConfigError, match="split='test'.*train, heldout"):
         gym.make("CLIGym-v0", split="test")
+
+
+def test_a_whole_suite_breakage_is_written_as_the_complement_and_read_back_the_same(tmp_path: Path) -> None:
+    """Thousands of parametrized fail-to-pass ids would blow the size budget: the line lists what still passes."""
+    from dataclasses import replace as copy
+
+    from cligym_env.corpus.pack import TASKS_FILE, write_pack
+
+    pack = load_pack(SAMPLE)
+    breakage = pack.breakages[0]
+    passing = pack.golds[breakage.project].passing
+    wide = copy(breakage, fail_to_pass=tuple(sorted(passing[1:])), pass_to_pass=None)
+    narrow = copy(pack.breakages[1], pass_to_pass=None)
+    folder = write_pack(copy(pack, breakages=(wide, narrow)), tmp_path / "pack", {})
+    lines = (folder / TASKS_FILE).read_text()
+    assert "fail_to_pass_except" in lines and passing[-1] not in lines.split(wide.id)[1].split("\n")[0]
+    again = {b.id: b for b in load_pack(folder).breakages}
+    assert again[wide.id].fail_to_pass == wide.fail_to_pass
+    assert again[narrow.id].fail_to_pass == narrow.fail_to_pass

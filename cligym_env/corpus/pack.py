@@ -10,7 +10,9 @@
 
 What is not copied: test files and test configs (taken from the pinned sdist, hash checked), pass-to-pass ids (the
 gold's passing tests less the fail-to-pass ones, which is how the generator defines them) and the hint variant's
-settings (the same breakage). Lines are JSON with sorted keys, so a rebuilt pack diffs line by line.
+settings (the same breakage). Where fail-to-pass is most of the gold's passing tests (a breakage of the whole suite
+of a project with thousands of parametrized cases), a line holds `fail_to_pass_except` instead: the gold's passing
+tests that are *not* fail-to-pass (schema 2; schema 1 packs read as before). Lines are JSON with sorted keys, so a rebuilt pack diffs line by line.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import json
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import tomli_w
 
 from cligym_env.error import PackError
 from cligym_env.tasks.task import SPLITS
 
-SCHEMA = 1
+SCHEMA = 2
+READS = (1, 2)  # schemas this code reads
 PACKS_DIR = Path(__file__).with_name("packs")
 PACK_FILE, GOLDS_FILE, TASKS_FILE, GENERATION_FILE, WHEELS_DIR = (
     "pack.toml", "golds.jsonl", "tasks.jsonl", "generation.jsonl", "wheels")
@@ -122,15 +125,15 @@ def load_pack(name_or_path: str | Path) -> Pack:
     for key in ("name", "version", "schema", "projects"):
         if key not in head:
             raise PackError(f"{where}: required field `{key}` is missing")
-    if head["schema"] != SCHEMA:
-        raise PackError(f"{where}: schema {head['schema']!r} is not supported by this cligym (it reads schema "
-                        f"{SCHEMA}); upgrade cligym_env or rebuild the pack")
+    if head["schema"] not in READS:
+        raise PackError(f"{where}: schema {head['schema']!r} is not supported by this cligym (it reads schemas "
+                        f"{', '.join(map(str, READS))}); upgrade cligym_env or rebuild the pack")
     for project, entry in head["projects"].items():
         if entry.get("split") not in SPLITS:
             raise PackError(f"{where}: projects.{project}.split is {entry.get('split')!r}; use one of "
                             f"{', '.join(SPLITS)}")
     golds = {g.project: g for g in _read(folder / GOLDS_FILE, GoldRecipe)}
-    breakages = tuple(_read(folder / TASKS_FILE, Breakage))
+    breakages = tuple(_read(folder / TASKS_FILE, Breakage, lambda row: _expand(row, golds)))
     for breakage in breakages:
         if breakage.project not in golds or breakage.project not in head["projects"]:
             raise PackError(f"{folder / TASKS_FILE}: breakage {breakage.id} names project {breakage.project!r}, "
@@ -149,7 +152,8 @@ def write_pack(pack: Pack, folder: Path, wheels: dict[str, bytes]) -> Path:
     (folder / PACK_FILE).write_text(tomli_w.dumps(head))
     for name, records in ((GOLDS_FILE, [pack.golds[p] for p in sorted(pack.golds)]),
                           (TASKS_FILE, sorted(pack.breakages, key=lambda b: b.id)), (GENERATION_FILE, pack.generation)):
-        rows = [asdict(r) if not isinstance(r, dict) else r for r in records]
+        rows = [_compact(asdict(r), pack.golds) if isinstance(r, Breakage) else asdict(r) if not isinstance(r, dict)
+                else r for r in records]
         (folder / name).write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     (folder / WHEELS_DIR).mkdir(exist_ok=True)
     for stale in (folder / WHEELS_DIR).glob("*.whl"):
@@ -174,13 +178,39 @@ def _lines(path: Path, required: bool = True) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.strip()]
 
 
-def _read(path: Path, kind: type) -> list[Any]:
-    """Records of `kind` from JSONL, naming the file, line and field when one is malformed."""
+def _compact(row: dict[str, Any], golds: dict[str, GoldRecipe]) -> dict[str, Any]:
+    """A breakage's line: fail-to-pass as the shorter of itself and its complement in the gold's passing tests."""
+    passing = golds[row["project"]].passing
+    failing = set(row["fail_to_pass"])
+    if (row["pass_to_pass"] is None and len(failing) > len(passing) / 2 and failing <= set(passing)
+            and list(row["fail_to_pass"]) == sorted(failing)):  # read back sorted, as the generator writes it
+        row = dict(row)
+        row["fail_to_pass_except"] = [t for t in passing if t not in failing]
+        del row["fail_to_pass"]
+    return row
+
+
+def _expand(row: dict[str, Any], golds: dict[str, GoldRecipe]) -> dict[str, Any]:
+    if "fail_to_pass_except" not in row:
+        return row
+    gold = golds.get(row.get("project"))
+    if gold is None:
+        raise PackError(f"breakage {row.get('id')}: fail_to_pass_except needs the gold recipe of project "
+                        f"{row.get('project')!r}, which {GOLDS_FILE} does not have")
+    row = dict(row)
+    others = set(row.pop("fail_to_pass_except"))
+    row["fail_to_pass"] = sorted(t for t in gold.passing if t not in others)
+    return row
+
+
+def _read(path: Path, kind: type, expand: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row) -> list[Any]:
+    """Records of `kind` from JSONL (each row through `expand` first), naming the file, line and field when one is
+    malformed."""
     names = {f.name for f in fields(kind)}
     records = []
     for number, line in enumerate(_lines(path), 1):
         try:
-            row = json.loads(line)
+            row = expand(json.loads(line))
         except json.JSONDecodeError as error:
             raise PackError(f"{path}:{number}: not JSON ({error})") from None
         required = {f.name for f in fields(kind) if f.default is MISSING and f.default_factory is MISSING}
