@@ -229,3 +229,15 @@ def test_the_cli_turns_a_bad_shortcuts_value_into_one_line(tmp_path: Path) -> No
 
 def test_propose_still_covers_every_category_on_an_aimed_probe() -> None:
     assert {b.category for b in propose(fake_probe(), random.Random(3))} == {op.category for op in OPERATORS}
+
+
+def test_a_conftest_that_no_longer_imports_is_every_test_failing_not_a_broken_runner(docker_client, gold):
+    """pytest exits 4 before any test when the suite's conftest.py cannot import the broken package: a real
+    whole-suite breakage (the oracle repair and the no-op still tell apart), not a runner the task broke."""
+    from cligym_env.generator.validate import validate
+
+    tests = replace(gold.tests, files={**gold.tests.files, "conftest.py": b"import unitconv\n"})
+    with_conftest = replace(gold, tests=tests)
+    done = validate(docker_client, with_conftest, UNINSTALL, shortcuts=False)
+    assert done.broken_run.exit_code == 4 and done.broken_run.error and not done.tests.pass_to_pass
+    assert set(done.tests.fail_to_pass) == set(gold.passing) and done.repair_verified

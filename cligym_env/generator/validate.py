@@ -3,7 +3,8 @@
 Every kept task passes all of: the broken image builds; gold-passing tests now fail (fail-to-pass) and the
 rest still pass (pass-to-pass); a second fresh container fails the same way (no flakiness); the oracle
 repair, run in a fresh broken container and graded as an episode is, makes every selected test pass without the
-audit flagging it; and the runner itself still works (unless the operator meant to break it and the error says so).
+audit flagging it; and the runner itself still works (unless the operator meant to break it and the error says so,
+or the suite's own conftest.py no longer imports: then every test fails, as a user sees it).
 
 Then the cheap shortcuts a policy could learn instead of diagnosing (`shortcut_scripts`: reinstall the project from
 wheelhouse; reinstall everything there) are tried, each in a fresh broken container and graded the same way; the
@@ -76,7 +77,7 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
     gold_passing = set(gold.passing)
 
     first = _run(client, image, gold, breakage)
-    if first.error and not breakage.extra.get("breaks_runner"):
+    if first.error and not (breakage.extra.get("breaks_runner") or conftest_failed(first)):
         raise Rejected("runner-broken", f"nothing ran: {first.error}; {first.output[-300:]}")
     outcomes = first.outcomes
     fail_to_pass = tuple(sorted(t for t in gold_passing if outcomes.get(t) != "passed"))
@@ -111,6 +112,13 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
                          shortcuts=_shortcuts(client, image, gold, tests) if shortcuts else ())
     return Validated(breakage, environment, image, tests, first,
                      shortcuts=_shortcuts(client, image, gold, tests) if shortcuts else ())
+
+
+def conftest_failed(run: TestRun) -> bool:
+    """pytest stopped before any test because a `conftest.py` of the suite failed to import (usually importing the
+    broken project): the runner works, and every test fails, just as a user running the suite sees it."""
+    return run.exit_code == 4 and ("ImportError while loading conftest" in run.output
+                                   or "in _importconftest" in run.output)
 
 
 def _shortcuts(client: docker.DockerClient, image: str, gold: GoldEnvironment, tests: Tests) -> tuple[str, ...]:
