@@ -2,7 +2,8 @@
 
 Projects name their test requirements in many places: pyproject extras and PEP 735 dependency groups, setup.cfg
 and setup.py extras, tox.ini `deps`/`extras` (following `-r` files), and requirements files named for tests or
-development. Everything found is a wish, not a promise: version pins are dropped (old pins seldom have wheels for
+development; and, for a setup.py that assembles its extras at run time, the built wheel's METADATA.
+Everything found is a wish, not a promise: version pins are dropped (old pins seldom have wheels for
 today's Python), tools no test imports (linters, docs, release tooling) are left out, and the wheelhouse drops a
 wish that cannot be resolved. pytest itself is left out too: the gold venv pins its own.
 """
