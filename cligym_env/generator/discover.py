@@ -2,7 +2,8 @@
 
 Projects name their test requirements in many places: pyproject extras and PEP 735 dependency groups, setup.cfg
 and setup.py extras, tox.ini `deps`/`extras` (following `-r` files), and requirements files named for tests or
-development. Everything found is a wish, not a promise: version pins are dropped (old pins seldom have wheels for
+development; and, for a setup.py that assembles its extras at run time, the built wheel's METADATA.
+Everything found is a wish, not a promise: version pins are dropped (old pins seldom have wheels for
 today's Python), tools no test imports (linters, docs, release tooling) are left out, and the wheelhouse drops a
 wish that cannot be resolved. pytest itself is left out too: the gold venv pins its own.
 """
@@ -14,9 +15,12 @@ import configparser
 import logging
 import re
 import tomllib
+import zipfile
 from dataclasses import dataclass
+from email.parser import Parser
 from pathlib import Path
 
+from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -73,6 +77,33 @@ def declared_requirements(root: Path, project: str) -> Declared:
     requirements = _clean(found, canonicalize_name(project))
     logger.debug("%s declares test extras %s and requirements %s", project, extras, requirements)
     return Declared(tuple(dict.fromkeys(extras)), requirements)
+
+
+def wheel_requirements(wheel: Path, project: str) -> tuple[str, ...]:
+    """The requirements the built wheel's METADATA gives its test extras, as they apply on this host (the image's
+    platform): a setup.py that assembles its extras at run time (`setup(**kwargs)`) declares them only there.
+
+    The test-named extras are used, "dev" only where there is none (it usually adds linters and release tools)."""
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next((n for n in archive.namelist() if n.endswith(".dist-info/METADATA")), None)
+        message = Parser().parsestr(archive.read(metadata).decode(errors="replace")) if metadata else None
+    if message is None:
+        return ()
+    declared = message.get_all("Provides-Extra") or []
+    extras = [e for e in declared if e != "dev" and e in TEST_EXTRAS] or [e for e in declared if e in TEST_EXTRAS]
+    found: list[str] = []
+    for text in message.get_all("Requires-Dist") or []:
+        try:
+            requirement = Requirement(text)
+            marker = requirement.marker
+            applies = marker is not None and "extra" in str(marker) and any(marker.evaluate({"extra": e})
+                                                                            for e in extras)
+        except (InvalidRequirement, UndefinedEnvironmentName):
+            continue
+        if applies:
+            requirement.marker = None
+            found.append(str(requirement))
+    return _clean(found, canonicalize_name(project))
 
 
 def _clean(found: list[str], project: str) -> tuple[str, ...]:

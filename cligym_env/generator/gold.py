@@ -22,6 +22,7 @@ from packaging.utils import parse_wheel_filename
 
 from cligym_env import paths
 from cligym_env.generator import wheelhouse
+from cligym_env.generator.discover import wheel_requirements
 from cligym_env.generator.probe import APT_ARCHIVES, WHEELHOUSE, probe_gold
 from cligym_env.generator.repair import Plan, next_plan
 from cligym_env.generator.recipe import load_gold, save_gold
@@ -148,8 +149,10 @@ def _build(name: str, version: str, archive: Path, wheel: Path, config: ProjectC
     module = config.module or _closest(name, modules)
     local = set(modules) | {PurePosixPath(p).parts[0].removesuffix(".py") for p in source.test_files} | {"tests"}
     args = (*config.pytest_args, *(f"--deselect={test}" for test in config.deselect))
-    plan = Plan(source.declared.requirements, args, tried=frozenset(
-        wheelhouse.canonical(Requirement(r).name) for r in source.declared.requirements))
+    # no test extra found in the source: the wheel's METADATA may still name one (extras assembled at run time)
+    from_wheel = () if extras else wheel_requirements(wheel, name)
+    declared = tuple(dict.fromkeys((*source.declared.requirements, *from_wheel)))
+    plan = Plan(declared, args, tried=frozenset(wheelhouse.canonical(Requirement(r).name) for r in declared))
     for attempt in range(1, policy.repair_rounds + 1):
         image, environment, tests = _image(what, wheel, extras, system, plan, source, config, policy, client)
         with Sandbox(image, task_id="gold", client=client) as sandbox:

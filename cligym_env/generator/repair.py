@@ -79,6 +79,16 @@ def next_plan(plan: Plan, output: str, local: set[str]) -> Plan | None:
     if plugin and f"no:{plugin.group(1)}" not in plan.pytest_args:
         logger.info("plugin %s cannot be loaded: disabled", plugin.group(1))
         return replace(plan, pytest_args=(*plan.pytest_args, "-p", f"no:{plugin.group(1)}"))
+    # `-p NAME` in addopts beats `-p no:NAME`, and loads by entry-point name a plugin the grader loads by module
+    clash = plugin or "Plugin already registered under a different name" in output
+    if clash and "addopts=" not in " ".join(plan.pytest_args):
+        logger.info("pytest's configuration loads plugins that cannot be loaded so: addopts neutralised")
+        return replace(plan, pytest_args=(*plan.pytest_args, "-o", "addopts="))
+    typed = re.search(r"config option '(\w+)' expects .*?, got str: '([^']*)'", output)
+    if typed and f"{typed.group(1)}=" not in " ".join(plan.pytest_args):
+        logger.info("a [tool.pytest] option is a string where pytest wants another type: given as -o %s=%s",
+                    *typed.groups())  # `-o` values are ini strings, which pytest converts
+        return replace(plan, pytest_args=(*plan.pytest_args, "-o", f"{typed.group(1)}={typed.group(2)}"))
     if "async def functions are not natively supported" in output and "asyncio_mode=auto" not in plan.pytest_args:
         logger.info("async tests without markers: pytest-asyncio in auto mode")
         return replace(plan, pytest_args=(*plan.pytest_args, "-o", "asyncio_mode=auto"))

@@ -48,7 +48,7 @@ def _dump():
         import json
         modules = _modules | set(sys.modules)
         files = _files | {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
-        with open("/proc/self/maps") as maps:
+        with open("/proc/self/maps", errors="surrogateescape") as maps:  # names need not be UTF-8
             mapped = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
         os.makedirs(_OUT, exist_ok=True)
         with open(os.path.join(_OUT, "%d-%d.json" % (os.getpid(), id(_files))), "w") as sink:
@@ -88,6 +88,8 @@ MERGE = r'''
 import glob, json, os, shutil, sys
 out, tests_dir, libraries, result = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 site, keep = sys.argv[5], set(json.loads(sys.argv[6]))  # the project and what the tests import: never left out
+def text(path):  # file names that are not UTF-8 cannot be aimed at (nor written to a recipe)
+    return not any("\udc80" <= c <= "\udcff" for c in path)
 def collect(folder):
     modules, files, programs, mapped, events = set(), set(), set(), set(), set()
     for name in glob.glob(os.path.join(folder, "*.json")):
@@ -95,8 +97,9 @@ def collect(folder):
             record = json.load(open(name))
         except ValueError:
             continue
-        modules |= set(record["modules"]); mapped |= set(record["mapped"]); events |= set(record["events"])
-        files |= {os.path.normpath(f) for f in record["files"]}
+        modules |= set(record["modules"]); events |= set(record["events"])
+        mapped |= set(filter(text, record["mapped"]))
+        files |= {os.path.normpath(f) for f in record["files"] if text(f)}
         for program in record["programs"]:
             found = program if "/" in program else shutil.which(program, path=os.environ.get("PATH", "") + ":/opt/venv/bin")
             found = found and os.path.normpath(os.path.join(record["cwd"], found))
