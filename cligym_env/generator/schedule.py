@@ -2,8 +2,8 @@
 
 A fixed order spends most of a project's budget on operators that cannot bite it (a resource limit on a suite that
 never opens many files, a time-zone deletion for a project that never reads one) and on breakages a plain
-reinstall undoes. Every outcome in the run log (all projects, earlier runs of the same seed included) is a piece of
-evidence about its operator, so the scheduler keeps, per operator, a smoothed value of what its candidates gave:
+reinstall undoes. Every outcome in the run log (all projects, earlier runs of the same seed included) is evidence
+about its operator, so the scheduler keeps, per operator, a smoothed value of what its candidates gave:
 
 - 1 for a kept task that one reinstall of the project does not solve (what a policy must diagnose),
 - `SHORTCUT_VALUE` for a kept task that reinstall solves,
@@ -11,16 +11,15 @@ evidence about its operator, so the scheduler keeps, per operator, a smoothed va
   project has its share of whole-suite breakages (`narrow`), 0 also for one that left no test passing.
 
 This project's own outcomes weigh `LOCAL_WEIGHT` times more than other projects'. The next candidate is the first
-untried one (operators keep their own seeded order) of the operator with the best value, with a bonus that makes
-each category be tried once per project before the values take over, so coverage of the categories survives;
-an operator whose value fell below `EXPLORE_FLOOR` (it failed again and again elsewhere) earns no bonus.
-Breakages inside the project itself (its files, its distribution, its import name) are what a small
-one-module project's whole suite trips over: once the project needs narrow breakages and `DEAD_AFTER` of its own
-such outcomes left no test passing, the rest of them are not tried.
-Each task an operator already gave this project lowers its priority by `DIVERSITY`, so one operator that bites
-well does not make all of a project's tasks. An operator whose last `DEAD_AFTER` candidates on this project (its last one, below the floor) gave
-nothing it can keep (broke nothing, failed to build or repair; left no test passing, once it needs narrow ones) is
-not tried again there.
+untried one (operators keep their own seeded order) of the operator with the best priority:
+
+- its value, plus `CATEGORY_BONUS` while its category is untried on this project (so a small budget still covers
+  the categories), unless the value fell below `EXPLORE_FLOOR` (it failed again and again elsewhere);
+- less `DIVERSITY` per task it already gave this project (one operator that bites well does not make them all).
+
+Not tried again on this project: an operator whose last `DEAD_AFTER` candidates here (its last one, below the
+floor) gave nothing it can keep; and, once narrow breakages are needed and `DEAD_AFTER` breakages inside the project
+itself (its files, distribution or import name) broke its whole suite, the other breakages inside it.
 """
 
 from __future__ import annotations
