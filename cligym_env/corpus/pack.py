@@ -12,7 +12,8 @@ What is not copied: test files and test configs (taken from the pinned sdist, ha
 gold's passing tests less the fail-to-pass ones, which is how the generator defines them) and the hint variant's
 settings (the same breakage). Where fail-to-pass is most of the gold's passing tests (a breakage of the whole suite
 of a project with thousands of parametrized cases), a line holds `fail_to_pass_except` instead: the gold's passing
-tests that are *not* fail-to-pass (schema 2; schema 1 packs read as before). Lines are JSON with sorted keys, so a rebuilt pack diffs line by line.
+tests that are *not* fail-to-pass (schema 2; schema 1 packs read as before). Lines are JSON with sorted keys,
+so a rebuilt pack diffs line by line.
 """
 
 from __future__ import annotations
