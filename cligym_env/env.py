@@ -45,12 +45,11 @@ class CLIGymEnv(gym.Env[str, str]):
 
     def __init__(self, registry: str | Path | Registry | None = None, *, task_ids: Sequence[str] | None = None,
                  category: str | None = None, project: str | None = None, difficulty: str | None = None,
-                 split: str | None = None, max_steps: int = 50, command_timeout: float = 60.0, partial_credit: bool = False,
-                 limits: Limits = Limits(), render_mode: str | None = None, include_unverified: bool = False,
-                 audit: str = "enforce") -> None:
+                 split: str | None = None, max_steps: int = 50, command_timeout: float = 60.0,
+                 partial_credit: bool = False, limits: Limits = Limits(), render_mode: str | None = None,
+                 include_unverified: bool = False, audit: str = "enforce") -> None:
         check_settings(render_mode=render_mode, audit=audit, limits=limits, max_steps=max_steps,
-                        command_timeout=command_timeout, category=category, registry=registry,
-                       split=split)
+                        command_timeout=command_timeout, category=category, registry=registry, split=split)
         self.registry = registry if isinstance(registry, Registry) else (
             Registry(Path(registry)) if registry is not None else Registry.default())
         self.task_ids = self._select(task_ids, category, project, difficulty, split, include_unverified)

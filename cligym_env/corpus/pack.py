@@ -153,8 +153,7 @@ def write_pack(pack: Pack, folder: Path, wheels: dict[str, bytes]) -> Path:
     (folder / PACK_FILE).write_text(tomli_w.dumps(head))
     for name, records in ((GOLDS_FILE, [pack.golds[p] for p in sorted(pack.golds)]),
                           (TASKS_FILE, sorted(pack.breakages, key=lambda b: b.id)), (GENERATION_FILE, pack.generation)):
-        rows = [_compact(asdict(r), pack.golds) if isinstance(r, Breakage) else asdict(r) if not isinstance(r, dict)
-                else r for r in records]
+        rows = [_line(record, pack.golds) for record in records]
         (folder / name).write_text("".join(json.dumps(row, sort_keys=True) + "\n" for row in rows))
     (folder / WHEELS_DIR).mkdir(exist_ok=True)
     for stale in (folder / WHEELS_DIR).glob("*.whl"):
@@ -177,6 +176,13 @@ def _lines(path: Path, required: bool = True) -> list[str]:
             raise PackError(f"{path}: required pack file is missing")
         return []
     return [line for line in path.read_text().splitlines() if line.strip()]
+
+
+def _line(record: Any, golds: dict[str, GoldRecipe]) -> dict[str, Any]:
+    """The JSON object one record is written as: generation rows as they are, breakages compacted."""
+    if isinstance(record, dict):
+        return record
+    return _compact(asdict(record), golds) if isinstance(record, Breakage) else asdict(record)
 
 
 def _compact(row: dict[str, Any], golds: dict[str, GoldRecipe]) -> dict[str, Any]:

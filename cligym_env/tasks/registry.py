@@ -188,7 +188,7 @@ class Registry:
     def _row(name: str, stamp: Stamp, summary: dict[str, Any] | None, problem: str | None) -> tuple[Any, ...]:
         if summary is None:
             return (name, *stamp, problem, None, None, None, None, None, None, None)
-        filters = [summary.get(key) for key in ("project", "category", "difficulty", "generator", "split")]
+        filters = [summary[key] for key in ("project", "category", "difficulty", "generator", "split")]
         return (name, *stamp, problem, *filters, int(summary["hint"]), json.dumps(summary))
 
     @staticmethod
