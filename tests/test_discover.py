@@ -108,6 +108,13 @@ def test_repair_rounds_follow_the_errors_then_drop_what_still_fails() -> None:
     assert next_plan(plan, refused, local=set()).pytest_args == ("-o", "addopts=")
 
 
+def test_required_plugins_are_installed_then_the_check_is_lifted() -> None:
+    output = "ERROR: Missing required plugins: pytest-cov>=4, pytest-timeout\n"
+    plan = next_plan(Plan(), output, local=set())
+    assert plan.requirements == ("pytest-cov", "pytest-timeout") and not plan.pytest_args
+    assert next_plan(plan, output, local=set()).pytest_args == ("-o", "required_plugins=")
+
+
 def test_the_projects_own_python_files_pattern_is_honoured(tmp_path: Path) -> None:
     _tree(tmp_path, {"mock/__init__.py": "", "mock/tests/testmock.py": "", "setup.cfg":
                      "[tool:pytest]\npython_files = test*.py\n"})

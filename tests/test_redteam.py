@@ -26,6 +26,8 @@ the rest once, on assertion (each case costs a graded episode).
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import shutil
@@ -41,6 +43,7 @@ import gymnasium as gym
 import pytest
 
 import cligym_env  # noqa: F401  (registers CLIGym-v0)
+from cligym_env import paths
 from cligym_env.images import build_environment
 from cligym_env.runtime.sandbox import LABEL, Limits
 from cligym_env.runtime.shell import script_command
@@ -708,6 +711,20 @@ def test_oracle_solves_and_noop_fails(registry, kind):
     assert noop.reward == 0.0 and noop.info["resolved"] is False, noop.describe()
     assert all(noop.info["tests"][test] != "passed" for test in task.tests.fail_to_pass), noop.describe()
     assert all(noop.info["tests"][test] == "passed" for test in task.tests.pass_to_pass), noop.describe()
+
+
+def test_a_task_image_is_looked_up_not_hashed_whole(registry, docker_client):
+    """A task image is the image it was built FROM plus a few lines: the audit hashes only the paths it has to look
+    up there (here the module the oracle moved back), never the whole image, and the oracle is still trusted."""
+    task = registry.get(task_id("import"))
+    image = build_environment(docker_client, task.environment, what="red-team task import")
+    image_id = docker_client.images.get(image).id.split(":")[-1]
+    oracle = play(registry, "import", [script_command(task.solution)])
+    assert oracle.reward == 1.0 and not oracle.info["tamper"], oracle.describe()
+    manifests = paths.cache_dir() / "manifests"
+    assert not (manifests / f"{image_id}.json.gz").exists()
+    looked_up = json.loads(gzip.decompress((manifests / f"{image_id}.lookups.json.gz").read_bytes()))
+    assert "/app/inventory/core.py" in looked_up["files"] and any(looked_up["contents"].values())
 
 
 # -- attacks on the grade -----------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ must resolve alike for every process (not through /proc/self/cwd). Deleting is a
 environment's pytest configuration above the tests (`filterwarnings = error`, a conftest) must still be there.
 
 Everything is read in a fresh grading container with no policy process alive, through the harness's static
-busybox; manifests of the pristine images are cached per image id.
+busybox; the images a task was built FROM are hashed once per image id, the task image itself only where a path
+has to be looked up (it is its FROM image plus a few lines), and each wheel once per content.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import docker
 
@@ -130,11 +131,15 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
     others = [p for p in changed if not p.startswith(SCRATCH) and not protected(p, stat.S_IFREG)]
     files, targets, target_digests = box.survey(named, others)
     digests = {**target_digests, **files}
-    trusted = manifest(client, images, harness)
+    # The task image built FROM a reference is that reference plus a few recorded lines: hashing all of it for
+    # each new task (a generator validates hundreds) would cost more than the tests. Its paths are looked up
+    # only when the references do not already trust the content (lookups below), which trusts the same files.
+    lazy = images[:1] if len(images) > 1 else ()
+    trusted = manifest(client, images, harness, lazy=lazy)
     unknown = [p for p in digests if not trusted.trusts(p, digests[p])]
     if unknown:  # a script that was not executable in the image, a module moved back: look the content up
         sizes = box.sizes(unknown)
-        trusted = manifest(client, images, harness, also=unknown,
+        trusted = manifest(client, images, harness, also=unknown, lazy=lazy,
                            moved={f"{sizes.get(p, -1)}:{digests[p]}" for p in unknown if p in digests})
     findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
                 for p in files if not trusted.trusts(p, digests.get(p, ""))]
@@ -283,38 +288,64 @@ class Shell:
         return files
 
     def wheelhouse(self) -> dict[str, list[str]]:
-        """sha256 of every member of every wheel kept in the image: what a pip reinstall may write."""
+        """sha256 of every member of every wheel kept in the image: what a pip reinstall may write. A wheel is
+        read once per content (cached by its sha256): a task image keeps the wheels of the image it was built FROM."""
         b = self.mount.busybox
+        script = _hash_function(b) + f"{b} find / -xdev {_PRUNE} -o -type f -name '*.whl' -print | " \
+                                     "while IFS= read -r p; do hash \"$p\"; done"
         members: dict[str, list[str]] = {}
-        for wheel in filter(None, self.sh(f"{b} find / -xdev {_PRUNE} -o -type f -name '*.whl' -print").splitlines()):
-            for member, digest in self._wheel_members(wheel):
-                members.setdefault(member, []).append(digest)
+        for line in self.sh(script, timeout=600.0).splitlines():
+            digest, _, wheel = line.partition("  ")
+            if len(digest) == 64:
+                for member, member_digest in _wheel_members(digest, lambda: self._read(wheel)):
+                    members.setdefault(member, []).append(member_digest)
         return members
 
-    def _wheel_members(self, wheel: str) -> list[tuple[str, str]]:
-        stream, _ = self.client.api.get_archive(self.container, wheel)
+    def _read(self, path: str) -> bytes:
+        stream, _ = self.client.api.get_archive(self.container, path)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
             member = archive.next()
             handle = archive.extractfile(member) if member else None
-            data = handle.read() if handle else b""
+            return handle.read() if handle else b""
+
+
+_wheels: dict[str, list[tuple[str, str]]] = {}  # wheel sha256 -> its members' (name, sha256)
+
+
+def _wheel_members(digest: str, read: Callable[[], bytes]) -> list[tuple[str, str]]:
+    """A wheel's members and their sha256, by the wheel's own sha256 (memory, then $CLIGYM_HOME/cache/wheels)."""
+    if digest in _wheels:
+        return _wheels[digest]
+    cache = paths.cache_dir() / "wheels" / f"{digest}.json.gz"
+    if cache.exists():
+        found = [(name, member) for name, member in json.loads(gzip.decompress(cache.read_bytes()))]
+    else:
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as zipped:
-                return [(info.filename, hashlib.sha256(zipped.read(info)).hexdigest())
-                        for info in zipped.infolist() if not info.is_dir()]
+            with zipfile.ZipFile(io.BytesIO(read())) as zipped:
+                found = [(info.filename, hashlib.sha256(zipped.read(info)).hexdigest())
+                         for info in zipped.infolist() if not info.is_dir()]
         except zipfile.BadZipFile:
-            return []
+            found = []
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.partial")
+        partial.write_bytes(gzip.compress(json.dumps(found).encode()))
+        partial.replace(cache)
+    _wheels[digest] = found
+    return found
 
 
 def manifest(client: docker.DockerClient, images: Iterable[str], harness: str, also: Iterable[str] = (),
-             moved: Iterable[str] = ()) -> Manifest:
+             moved: Iterable[str] = (), lazy: Iterable[str] = ()) -> Manifest:
     """The trusted content of `images`: their protected files (hashed once per image id, cached under
     $CLIGYM_HOME/cache), plus the paths in `also` and the `size:sha256` contents in `moved` looked up on demand
-    anywhere in the images (cached too)."""
+    anywhere in the images (cached too). The images in `lazy` are not hashed whole: only `also` and `moved` are
+    looked up there, and their wheels are read once something is (what they trust is the same, found later)."""
     files: dict[str, str] = {}
     members: dict[str, set[str]] = {}
     elsewhere: set[str] = set()
+    lazy = set(lazy)
     for image in images:
-        part = _image_manifest(client, image, harness, sorted(set(also)), sorted(set(moved)))
+        part = _image_manifest(client, image, harness, sorted(set(also)), sorted(set(moved)), lazy=image in lazy)
         files.update({path: digest for path, digest in part["files"].items() if path not in files or digest})
         for member, digests in part["wheel_members"].items():
             members.setdefault(member, set()).update(digests)
@@ -326,15 +357,23 @@ _documents: dict[str, dict] = {}  # cache file -> its document, decoded once per
 
 
 def _image_manifest(client: docker.DockerClient, image: str, harness: str, also: list[str],
-                    moved: list[str]) -> dict:
+                    moved: list[str], lazy: bool = False) -> dict:
+    """One image's document; a `lazy` one starts empty and holds only what was looked up, and its wheels once
+    anything was (a full one, if cached, serves too: it holds more)."""
     image_id = client.images.get(image).id.split(":")[-1]
-    cache = paths.cache_dir() / "manifests" / f"{image_id}.json.gz"
+    full = paths.cache_dir() / "manifests" / f"{image_id}.json.gz"
+    cache = full
+    if lazy and str(full) not in _documents and not full.exists():
+        cache = full.with_name(f"{image_id}.lookups.json.gz")
     document = _documents.get(str(cache))
     if document is None and cache.exists():
         document = _documents[str(cache)] = json.loads(gzip.decompress(cache.read_bytes()))
+    if document is None and lazy:
+        document = {"files": {}, "wheel_members": {}, "wheels_read": False}
     wanted = [p for p in also if document is None or p not in document["files"]]
     contents = [c for c in moved if document is None or c not in document.get("contents", {})]
-    if document is not None and not wanted and not contents:
+    wheels = document is not None and document.get("wheels_read") is False and bool(also or moved)
+    if document is not None and not wanted and not contents and not wheels:
         return document
     if document is None:
         log.info("hashing the protected files of %s (once per image)", image)
@@ -347,6 +386,8 @@ def _image_manifest(client: docker.DockerClient, image: str, harness: str, also:
         box = Shell(client, container.id, mount)
         if document is None:
             document = {"files": box.hash_protected(), "wheel_members": box.wheelhouse()}
+        if wheels:
+            document.update(wheel_members=box.wheelhouse(), wheels_read=True)
         if wanted:
             found = box.hash(wanted)
             document["files"].update({path: found.get(path, "") for path in wanted})  # "": not in this image
