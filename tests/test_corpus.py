@@ -152,3 +152,17 @@ def test_a_whole_suite_breakage_is_written_as_the_complement_and_read_back_the_s
     again = {b.id: b for b in load_pack(folder).breakages}
     assert again[wide.id].fail_to_pass == wide.fail_to_pass
     assert again[narrow.id].fail_to_pass == narrow.fail_to_pass
+
+
+def test_a_rebuilt_pack_keeps_every_projects_split() -> None:
+    """A project trained on in one version is never held out in the next; new projects top the share up."""
+    from cligym_env.corpus.build import _splits
+
+    old = ["apispec", "click", "glom", "mock", "tenacity"]
+    first = _splits(old, {})
+    assert sum(split == "heldout" for split in first.values()) == 1
+    new = old + [f"project-{n}" for n in range(10)]
+    second = _splits(new, first)
+    assert all(second[p] == first[p] for p in old)
+    assert sum(split == "heldout" for split in second.values()) == 3  # 20% of 15
+    assert _splits(new, {p: "heldout" for p in new[:6]})["project-9"] == "train"  # over the share: none added

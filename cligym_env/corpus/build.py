@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cligym_env.corpus import artifacts
-from cligym_env.corpus.pack import Artifact, Breakage, GoldRecipe, Pack, text_bytes, write_pack
+from cligym_env.corpus.pack import Artifact, Breakage, GoldRecipe, Pack, load_pack, text_bytes, write_pack
 from cligym_env.error import PackError
 from cligym_env.generator import wheelhouse
 from cligym_env.generator.source import read_sdist
@@ -60,7 +60,9 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
             raise PackError(f"task {task.id}: its hint variant {task.id}-hint is not in {registry_dir}")
         breakages.append(_breakage(task, hint, gold, outcomes.get(task.id, {})))
     projects = sorted(recipes)
-    splits = {p: "heldout" if p in heldout else "train" for p in projects} if heldout else _splits(projects)
+    previous = {p: entry["split"] for p, entry in load_pack(out).projects.items()} if (out / "pack.toml").exists() \
+        else {}
+    splits = {p: "heldout" if p in heldout else "train" for p in projects} if heldout else _splits(projects, previous)
     unknown = sorted(set(heldout) - set(projects))
     if unknown:
         raise PackError(f"--heldout {', '.join(unknown)}: not a project of these tasks ({', '.join(projects)})")
@@ -77,14 +79,15 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
     return replace(pack, path=Path(out))
 
 
-def _splits(projects: list[str]) -> dict[str, str]:
-    """Held out: the projects whose name hashes lowest, HELDOUT_SHARE of them (at least one of two or more).
-
-    Depends on the names alone, so adding a project never moves another one between splits... except at the
-    margin of the share; the split is written into pack.toml and kept from then on."""
-    ranked = sorted(projects, key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+def _splits(projects: list[str], previous: dict[str, str]) -> dict[str, str]:
+    """Held out: HELDOUT_SHARE of the projects (at least one of two or more). A project keeps the split an earlier
+    version of the pack gave it (a model trained on its train split must never be evaluated on it); of the new
+    ones, those whose name hashes lowest top the held-out share up."""
+    kept = {p: previous[p] for p in projects if p in previous}
+    ranked = sorted((p for p in projects if p not in kept), key=lambda p: hashlib.sha256(p.encode()).hexdigest())
     count = max(1, round(HELDOUT_SHARE * len(projects))) if len(projects) > 1 else 0
-    return {p: "heldout" if p in ranked[:count] else "train" for p in projects}
+    count = max(0, count - sum(split == "heldout" for split in kept.values()))
+    return kept | {p: "heldout" if p in ranked[:count] else "train" for p in ranked}
 
 
 def _recipe(gold: GoldEnvironment) -> tuple[GoldRecipe, dict[str, bytes]]:
