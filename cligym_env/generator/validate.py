@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import docker
 
 from cligym_env.generator.types import Breakage, GoldEnvironment
-from cligym_env.grading import Grade, TestRun, grade, run_tests
+from cligym_env.grading import Grade, TestRun, grade, run_tests_on_image
 from cligym_env.images.build import ImageBuildError, build_environment
 from cligym_env.images.conceal import conceal
 from cligym_env.runtime.sandbox import Sandbox
@@ -134,8 +134,7 @@ def _shortcuts(client: docker.DockerClient, image: str, gold: GoldEnvironment, t
 
 
 def _run(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage) -> TestRun:
-    with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
-        return run_tests(sandbox, gold.tests)
+    return run_tests_on_image(client, image, gold.tests, task_id=f"gen-{gold.project}"[:40])
 
 
 def _repair(client: docker.DockerClient, image: str, gold: GoldEnvironment, breakage: Breakage,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Sequence
 
+import docker
 from docker.errors import DockerException, NotFound
 
 from cligym_env.grading.audit import MAX_AUDITED, AuditIncomplete, audit
@@ -81,6 +82,15 @@ class Grade:
 def run_tests(sandbox: Sandbox, tests: Tests) -> TestRun:
     """The tests' outcomes on a snapshot of `sandbox` (left running), for generation and validation."""
     with _Snapshot(sandbox) as snapshot, _GradingBox(sandbox, snapshot.image) as box:
+        box.prepare(tests)
+        return box.run(tests)
+
+
+def run_tests_on_image(client: docker.DockerClient, image: str, tests: Tests, *, task_id: str = "") -> TestRun:
+    """The tests' outcomes in a fresh grading container of `image` itself: nothing ran there before, so there is
+    no snapshot to take (what a no-op episode is graded on, two containers and a commit cheaper)."""
+    origin = Sandbox(image, task_id=task_id, client=client)  # never started: its settings and fallback image only
+    with _GradingBox(origin, image) as box:
         box.prepare(tests)
         return box.run(tests)
 
