@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from pathlib import Path
 
@@ -166,3 +167,34 @@ def test_a_rebuilt_pack_keeps_every_projects_split() -> None:
     assert all(second[p] == first[p] for p in old)
     assert sum(split == "heldout" for split in second.values()) == 3  # 20% of 15
     assert _splits(new, {p: "heldout" for p in new[:6]})["project-9"] == "train"  # over the share: none added
+
+
+def test_a_pack_grows_on_its_own_gold(cligym_home: Path, pack_copy: Path, docker_client) -> None:
+    """Installed on another host, a pack's gold is generated on as it is (same image, probed there), and the
+    rebuilt pack keeps the installed breakages as they were, adds the new one, and keeps one gold per project."""
+    from cligym_env.corpus.build import build_pack
+    from cligym_env.generator.gold import build_gold
+    from cligym_env.generator.operators import propose
+    from cligym_env.generator.pipeline import RunLog, generate_for_gold
+
+    old = load_pack(pack_copy)
+    project, untouched = "iniconfig", "python-dotenv"  # generated on again; only installed
+    assert runner.invoke(app, ["tasks", "install", str(pack_copy)]).exit_code == 0
+    gold = build_gold(project, client=docker_client)
+    assert gold.image == old.golds[project].image and gold.version == old.golds[project].version
+    assert gold.probe.project_module == "iniconfig" and gold.probe.used_modules
+
+    registry = Registry(cligym_home / "tasks")
+    candidates = [c for c in propose(gold.probe, random.Random(0), ["file-system"])
+                  if c.operator == "delete-module-file"]
+    outcomes = generate_for_gold(docker_client, registry, gold, candidates, RunLog(cligym_home / "runs" / "r.jsonl"),
+                                 max_tasks=1, workers=1, seed=0)
+    assert [o.status for o in outcomes][-1] == "accepted", outcomes
+
+    new = build_pack(old.name, cligym_home / "tasks", pack_copy, version="0.2.0", home=cligym_home)
+    before = {b.id: b for b in old.breakages}
+    after = {b.id: b for b in new.breakages}
+    assert set(before) < set(after) and len(after) == len(before) + 1
+    assert all(after[i] == before[i] for i in before)  # packed as they were, figures included
+    assert new.golds == old.golds and new.projects == old.projects  # one gold per project, splits kept
+    assert {row["project"] for row in new.generation} == {project, untouched}

@@ -51,15 +51,22 @@ def fetch_sdist(recipe: GoldRecipe) -> Path:
     return path
 
 
-def fetch_wheels(recipe: GoldRecipe, pack_folder: Path) -> dict[str, bytes]:
-    """Every wheel of the recipe's wheelhouse, by filename, each hash checked."""
+def pack_wheels(recipe: GoldRecipe, pack_folder: Path | None) -> dict[str, bytes]:
+    """The wheels of the recipe that only the pack supplies (under wheels/), each hash checked."""
     what = f"wheelhouse of {recipe.project}=={recipe.version}"
     wheels = {}
-    for artifact in (w for w in recipe.wheels if w.source == "pack"):  # the cheap checks first
-        path = Path(pack_folder) / WHEELS_DIR / artifact.filename
+    for artifact in (w for w in recipe.wheels if w.source == "pack"):
+        path = Path(pack_folder or ".") / WHEELS_DIR / artifact.filename
         if not path.is_file():
             raise PackIntegrityError(f"{what}: {path} is missing from the pack")
         wheels[artifact.filename] = verified(artifact, path.read_bytes(), what)
+    return wheels
+
+
+def fetch_wheels(recipe: GoldRecipe, pack_folder: Path) -> dict[str, bytes]:
+    """Every wheel of the recipe's wheelhouse, by filename, each hash checked."""
+    what = f"wheelhouse of {recipe.project}=={recipe.version}"
+    wheels = pack_wheels(recipe, pack_folder)  # the cheap checks first
     pinned = [w for w in recipe.wheels if w.source == "index"]
     found = download(pinned)
     for artifact in pinned:

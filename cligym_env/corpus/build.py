@@ -26,7 +26,8 @@ from cligym_env.tasks.task import Task
 
 logger = logging.getLogger(__name__)
 HELDOUT_SHARE = 0.2
-_FROM_GOLD = ("gold_image", "project_version")  # metadata.extra the gold recipe gives back at install
+# metadata.extra that installing gives back (from the gold recipe and the pack), so never packed
+_FROM_GOLD = ("gold_image", "project_version", "pack", "pack_version", "split")
 
 
 def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.0", description: str = "",
@@ -38,7 +39,10 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
     tasks = [t for t in (registry.get(row["id"]) for row in registry.query()) if "gold_image" in t.metadata.extra]
     if not tasks:
         raise PackError(f"{registry_dir}: no generated tasks (with metadata.extra.gold_image) to pack")
-    golds = {g.image: g for g in (load_gold(m.parent) for m in sorted((home / "gold").glob("*/gold.toml")))}
+    golds = {g.image: g for g in (load_gold(m.parent) for m in sorted((home / "gold").glob("*/gold.toml"))
+                                  if not m.parent.name.startswith("pack-"))}  # an installed pack's: no probe
+    previous = load_pack(out) if (Path(out) / "pack.toml").exists() else None  # the version this one replaces
+    earlier = {b.id: b for b in previous.breakages} if previous else {}
     outcomes = _outcomes(home, golds)
     by_id = {task.id: task for task in tasks}
     recipes: dict[str, GoldRecipe] = {}
@@ -48,6 +52,13 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
         if task.metadata.hint:
             continue
         gold = golds.get(task.metadata.extra["gold_image"])
+        if gold is None and previous and _carried(task, earlier, previous):  # installed from it: packed as it was
+            carried = earlier[task.id]
+            if carried.project not in recipes:
+                recipes[carried.project] = previous.golds[carried.project]
+                wheels |= artifacts.pack_wheels(previous.golds[carried.project], previous.path)
+            breakages.append(carried)
+            continue
         if gold is None:
             raise PackError(f"task {task.id}: its gold image {task.metadata.extra['gold_image']} has no recipe under "
                             f"{home / 'gold'}; pack from the CLIGYM_HOME that generated it (--home)")
@@ -58,16 +69,18 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
         hint = by_id.get(f"{task.id}-hint")
         if hint is None:
             raise PackError(f"task {task.id}: its hint variant {task.id}-hint is not in {registry_dir}")
-        breakages.append(_breakage(task, hint, gold, outcomes.get(task.id, {})))
+        made = outcomes.get(task.id) or (dict(earlier[task.id].stats) if task.id in earlier else {})
+        breakages.append(_breakage(task, hint, gold, made))
     projects = sorted(recipes)
-    previous = {p: entry["split"] for p, entry in load_pack(out).projects.items()} if (out / "pack.toml").exists() \
-        else {}
-    splits = {p: "heldout" if p in heldout else "train" for p in projects} if heldout else _splits(projects, previous)
+    kept = {p: entry["split"] for p, entry in previous.projects.items()} if previous else {}
+    splits = {p: "heldout" if p in heldout else "train" for p in projects} if heldout else _splits(projects, kept)
     unknown = sorted(set(heldout) - set(projects))
     if unknown:
         raise PackError(f"--heldout {', '.join(unknown)}: not a project of these tasks ({', '.join(projects)})")
-    generation = tuple({k: v for k, v in o.items() if k != "image"} for o in _run_rows(home)
-                       if o.get("project") in recipes)
+    rows = _run_rows(home)
+    made_here = {_candidate(row) for row in rows}
+    rows += [row for row in (previous.generation if previous else ()) if _candidate(row) not in made_here]
+    generation = tuple({k: v for k, v in o.items() if k != "image"} for o in rows if o.get("project") in recipes)
     pack = Pack(name, version, description,
                 {p: {"version": recipes[p].version, "split": splits[p]} for p in projects},
                 recipes, tuple(breakages), generation)
@@ -145,6 +158,17 @@ def _breakage(task: Task, hint: Task, gold: GoldEnvironment, outcome: dict[str, 
         files=files, tests={k: v for k, v in vars(mine).items() if getattr(base, k) != v},
         extra={k: v for k, v in task.metadata.extra.items() if k not in _FROM_GOLD},
         stats={k: outcome[k] for k in ("seconds", "image_bytes") if outcome.get(k) is not None})
+
+
+def _carried(task: Task, earlier: dict[str, Breakage], previous: Pack) -> bool:
+    """Was `task` installed from the pack version being replaced, on that version's gold?"""
+    breakage = earlier.get(task.id)
+    return breakage is not None and task.metadata.extra.get("pack") == previous.name and \
+        previous.golds[breakage.project].image == task.metadata.extra["gold_image"]
+
+
+def _candidate(row: dict[str, Any]) -> tuple[Any, ...]:
+    return row.get("project"), row.get("operator"), row.get("target")
 
 
 def _run_rows(home: Path) -> list[dict[str, Any]]:

@@ -142,5 +142,7 @@ def _write_recipe(folder: Path, recipe: GoldRecipe, environment: Environment, te
         (folder / relative).parent.mkdir(parents=True, exist_ok=True)
         (folder / relative).write_bytes(data)
     document = {"project": recipe.project, "version": recipe.version, "image": recipe.image, "from_pack": True,
-                "sdist": vars(recipe.sdist), "wheels": [vars(w) for w in recipe.wheels]}
+                "sdist": vars(recipe.sdist), "wheels": [vars(w) for w in recipe.wheels],
+                # what `cligym generate` needs to generate on this very gold (generator/adopt.py)
+                "tests": recipe.tests, "passing": list(recipe.passing), "network": recipe.network}
     (folder / "gold.toml").write_text(tomli_w.dumps(document))

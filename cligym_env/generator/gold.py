@@ -22,6 +22,7 @@ from packaging.utils import parse_wheel_filename
 
 from cligym_env import paths
 from cligym_env.generator import wheelhouse
+from cligym_env.generator.adopt import adopt, installed_pack_gold
 from cligym_env.generator.discover import wheel_requirements
 from cligym_env.generator.probe import APT_ARCHIVES, WHEELHOUSE, probe_gold
 from cligym_env.generator.repair import Plan, next_plan
@@ -111,8 +112,9 @@ def build_gold(name: str, version: str | None = None, *, client: docker.DockerCl
     """Build, test and probe the gold environment of a PyPI project; reuse a saved recipe whose image exists."""
     policy, configs = load_projects(options.projects)
     config = configs.get(wheelhouse.canonical(name), ProjectConfig(name))
+    installed = installed_pack_gold(name, version or config.version) if options.source is None else None
     if options.source is None:
-        version = version or config.version or wheelhouse.latest_version(name)
+        version = version or config.version or (installed[0] if installed else wheelhouse.latest_version(name))
         archive, wheel = None, None
     else:
         archive = Path(options.source)
@@ -124,6 +126,10 @@ def build_gold(name: str, version: str | None = None, *, client: docker.DockerCl
     if (folder / "gold.toml").exists():
         gold = load_gold(folder)
         ensure_image(gold, client=client)
+        return gold
+    if installed is not None and options.folder is None:  # an installed pack's gold: its tasks and ours pack together
+        gold = adopt(installed[1], config.module, client=client)
+        save_gold(gold, folder)
         return gold
     if archive is None:
         archive = wheelhouse.fetch_sdist(name, version)
@@ -146,7 +152,7 @@ def _build(name: str, version: str, archive: Path, wheel: Path, config: ProjectC
     wanted = {wheelhouse.canonical(e) for e in source.declared.extras}
     extras = tuple(e for e in declared_extras if wheelhouse.canonical(e) in wanted)
     system = system_packages(wheel)
-    module = config.module or _closest(name, modules)
+    module = config.module or wheelhouse.closest_module(name, modules)
     local = set(modules) | {PurePosixPath(p).parts[0].removesuffix(".py") for p in source.test_files} | {"tests"}
     args = (*config.pytest_args, *(f"--deselect={test}" for test in config.deselect))
     # no test extra found in the source: the wheel's METADATA may still name one (extras assembled at run time)
@@ -268,9 +274,3 @@ def _dockerfile(install: list[str], system: tuple[str, ...], has_project_files: 
         f"WORKDIR {PROJECT_DIR}",
         "",
     ] if line is not None)
-
-
-def _closest(name: str, modules: tuple[str, ...]) -> str:
-    wanted = wheelhouse.canonical(name).replace("-", "_")
-    return next((m for m in modules if m.lower() == wanted), None) or \
-        next((m for m in modules if m.lower() in wanted), modules[0] if modules else wanted)

@@ -114,6 +114,13 @@ def wheel_metadata(wheel: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return extras, tuple(sorted(m for m in modules if "/" not in m))
 
 
+def closest_module(name: str, modules: tuple[str, ...]) -> str:
+    """Of a wheel's top-level `modules`, the one the project `name` is imported as."""
+    wanted = canonical(name).replace("-", "_")
+    return next((m for m in modules if m.lower() == wanted), None) or \
+        next((m for m in modules if m.lower() in wanted), modules[0] if modules else wanted)
+
+
 def build_wheelhouse(name: str, version: str, project_wheel: Path, extras: tuple[str, ...],
                      required: list[str], wishes: list[str] = ()) -> tuple[Path, tuple[str, ...]]:
     """Every wheel the venv installs: the project's own (with `extras`), `required`, the `wishes` that resolve
