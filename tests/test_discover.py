@@ -119,3 +119,10 @@ def test_the_projects_own_python_files_pattern_is_honoured(tmp_path: Path) -> No
     _tree(tmp_path, {"mock/__init__.py": "", "mock/tests/testmock.py": "", "setup.cfg":
                      "[tool:pytest]\npython_files = test*.py\n"})
     assert read_source(tmp_path, "mock").tests_dir == "mock/tests"
+
+
+def test_a_python_files_pattern_with_a_folder_matches_the_path_as_pytest_does(tmp_path: Path) -> None:
+    _tree(tmp_path, {"faker/__init__.py": "", "tests/providers/test_address.py": "", "tests/utils.py": "",
+                     "setup.cfg": "[tool:pytest]\npython_files = tests/*.py\n"})
+    source = read_source(tmp_path, "faker")
+    assert source.tests_dir == "tests" and "providers/test_address.py" in source.test_files

@@ -80,7 +80,7 @@ def read_source(root: Path, project: str, tests_dir: str | None = None) -> Sourc
     if tests_dir:
         test_files = read_tree(root / tests_dir)
     else:
-        test_files = {p.name: p.read_bytes() for p in sorted(root.glob("*.py")) if _is_test(p.name, patterns)}
+        test_files = {p.name: p.read_bytes() for p in sorted(root.glob("*.py")) if _is_test(p, patterns)}
     root_files = {n: (root / n).read_bytes() for n in ROOT_CONFIGS if (root / n).is_file()}
     for sibling in _siblings(root, test_files, tests_dir):
         root_files |= {f"{sibling}/{n}": data for n, data in read_tree(root / sibling).items()}
@@ -103,7 +103,7 @@ def _locate(root: Path, asked: str | None, patterns: tuple[str, ...]) -> tuple[s
             if _has_tests(init.parent / folder, patterns):
                 relative = (init.parent / folder).relative_to(root).as_posix()
                 return relative, _installed(relative), _installed(relative)
-    if any(_is_test(p.name, patterns) for p in root.glob("*.py")):
+    if any(_is_test(p, patterns) for p in root.glob("*.py")):
         return "", "tests", ""
     return None, "", ""
 
@@ -117,11 +117,14 @@ def _installed(relative: str) -> str:
 
 
 def _has_tests(folder: Path, patterns: tuple[str, ...]) -> bool:
-    return folder.is_dir() and any(_is_test(p.name, patterns) for p in folder.rglob("*.py"))
+    return folder.is_dir() and any(_is_test(p, patterns) for p in folder.rglob("*.py"))
 
 
-def _is_test(name: str, patterns: tuple[str, ...]) -> bool:
-    return name.endswith(".py") and any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+def _is_test(path: Path, patterns: tuple[str, ...]) -> bool:
+    """pytest's rule (`fnmatch_ex`): a pattern with a slash (`tests/*.py`) matches the whole path, any other the name."""
+    return path.name.endswith(".py") and any(
+        fnmatch.fnmatch(path.as_posix(), f"*/{pattern}") if "/" in pattern else fnmatch.fnmatch(path.name, pattern)
+        for pattern in patterns)
 
 
 def _python_files(root: Path) -> tuple[str, ...]:
