@@ -121,7 +121,7 @@ def _has_tests(folder: Path, patterns: tuple[str, ...]) -> bool:
 
 
 def _is_test(path: Path, patterns: tuple[str, ...]) -> bool:
-    """pytest's rule (`fnmatch_ex`): a pattern with a slash (`tests/*.py`) matches the whole path, any other the name."""
+    """pytest's rule (`fnmatch_ex`): a pattern with a slash (`tests/*.py`) matches the whole path, others the name."""
     return path.name.endswith(".py") and any(
         fnmatch.fnmatch(path.as_posix(), f"*/{pattern}") if "/" in pattern else fnmatch.fnmatch(path.name, pattern)
         for pattern in patterns)
