@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from cligym_env.corpus import artifacts
-from cligym_env.corpus.pack import Artifact, Breakage, GoldRecipe, Pack, load_pack, text_bytes, write_pack
+from cligym_env.corpus.pack import (Artifact, Breakage, GoldRecipe, Pack, load_pack, projected_bytes, text_bytes,
+                                    write_pack)
 from cligym_env.error import PackError
 from cligym_env.generator import wheelhouse
 from cligym_env.generator.source import read_sdist
@@ -88,7 +89,8 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
     size = text_bytes(out)
     count = 2 * len(breakages)
     logger.info("pack %s %s: %d tasks (%d breakages), %d bytes in git: %.0f bytes per task, %.1f MB for 1,000 "
-                "tasks", name, version, count, len(breakages), size, size / count, size / count * 1000 / 1e6)
+                "breakages", name, version, count, len(breakages), size, size / count,
+                projected_bytes(out, len(breakages)) / 1e6)
     return replace(pack, path=Path(out))
 
 

@@ -90,14 +90,15 @@ def pack_build(name: str = typer.Argument(..., help="Pack name, e.g. cligym-v0-s
                report: bool = typer.Option(True, help="Also write REPORT.md and report/*.png.")) -> None:
     """Pack generated tasks and their gold recipes as versioned text."""
     from cligym_env.corpus.build import build_pack
-    from cligym_env.corpus.pack import PACKS_DIR, text_bytes
+    from cligym_env.corpus.pack import PACKS_DIR, projected_bytes, text_bytes
 
     folder = out or PACKS_DIR / name
     pack = build_pack(name, from_registry, folder, version=version, description=description,
                       heldout=heldout or (), home=home)
     tasks, size = 2 * len(pack.breakages), text_bytes(folder)
     console.print(f"[green]packed[/green] {tasks} tasks into {folder}: {size:,} bytes, {size / tasks:,.0f} bytes "
-                  f"per task, {size / tasks * 1000 / 1e6:.1f} MB projected for 1,000 tasks (budget 25 MB)")
+                  f"per task; {projected_bytes(folder, len(pack.breakages)) / 1e6:.1f} MB projected for 1,000 "
+                  "breakages (2,000 tasks) from these projects (budget 25 MB)")
     if report:
         pack_report(str(folder))
 

@@ -164,6 +164,13 @@ def write_pack(pack: Pack, folder: Path, wheels: dict[str, bytes]) -> Path:
     return folder
 
 
+def projected_bytes(folder: Path, breakages: int, wanted: int = 1000) -> float:
+    """The pack's bytes in git at `wanted` breakages from the same projects: tasks.jsonl grows with breakages, the
+    rest (gold recipes with their passing tests, the wheels only the pack supplies) with projects."""
+    tasks = (Path(folder) / TASKS_FILE).stat().st_size
+    return text_bytes(folder) - tasks + tasks / max(breakages, 1) * wanted
+
+
 def text_bytes(folder: Path) -> int:
     """What the pack adds to git: every file under it except the report."""
     return sum(p.stat().st_size for p in Path(folder).rglob("*")

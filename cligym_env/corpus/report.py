@@ -13,7 +13,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from cligym_env.corpus.pack import Breakage, Pack, text_bytes
+from cligym_env.corpus.pack import Breakage, Pack, projected_bytes, text_bytes
 from cligym_env.tasks.task import CATEGORIES
 
 PAPER = {"fail_to_pass": 20.4, "pass_to_pass": 29.6, "yield": 0.41, "tasks": 1655}
@@ -98,7 +98,8 @@ def to_markdown(pack: Pack) -> str:
         f"| generation time per breakage (validation included) | {_mean(seconds, ' s')} | about 15 min |",
         f"| disk per task over its gold image | {_mean([d / 1e6 for d in disk], ' MB')} | about 72 MB |",
         f"| bytes in git (pack files) | {size:,} ({size / max(2 * n, 1):,.0f} per task; "
-        f"{size / max(2 * n, 1) * 1000 / 1e6:.1f} MB per 1,000 tasks) | |", "",
+        f"{(projected_bytes(pack.path, n) if pack.path else 0) / 1e6:.1f} MB projected for 1,000 breakages from "
+        "these projects) | |", "",
         "![tasks per project and category](report/projects.png)", "",
         "![tests per task](report/tests.png)", "",
         "## Tasks per category", "", "| category | breakages | share | paper share |", "|---|---|---|---|",
