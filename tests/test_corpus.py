@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from importlib import resources
 from pathlib import Path
 
 import gymnasium as gym
@@ -198,3 +199,15 @@ def test_a_pack_grows_on_its_own_gold(cligym_home: Path, pack_copy: Path, docker
     assert all(after[i] == before[i] for i in before)  # packed as they were, figures included
     assert new.golds == old.golds and new.projects == old.projects  # one gold per project, splits kept
     assert {row["project"] for row in new.generation} == {project, untouched}
+
+
+def test_two_golds_of_one_project_are_refused_by_name() -> None:
+    """Tasks of one project built on two gold images (two homes' golds) cannot share the pack's one recipe."""
+    from cligym_env.corpus.build import _one_gold
+    from cligym_env.tasks import load_task
+
+    recipe = load_pack(SAMPLE).golds["iniconfig"]
+    task = load_task(Path(str(resources.files("cligym_env.tasks").joinpath("examples"))) / "example-missing-module")
+    _one_gold(task, recipe, recipe.image)
+    with pytest.raises(PackError, match="one gold per project"):
+        _one_gold(task, recipe, "cligym/gold-iniconfig:other")

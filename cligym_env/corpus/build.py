@@ -58,6 +58,7 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
             if carried.project not in recipes:
                 recipes[carried.project] = previous.golds[carried.project]
                 wheels |= artifacts.pack_wheels(previous.golds[carried.project], previous.path)
+            _one_gold(task, recipes[carried.project], previous.golds[carried.project].image)
             breakages.append(carried)
             continue
         if gold is None:
@@ -67,6 +68,7 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
             logger.info("pinning the gold recipe of %s==%s", gold.project, gold.version)
             recipes[gold.project], own = _recipe(gold)
             wheels |= own
+        _one_gold(task, recipes[gold.project], gold.image)
         hint = by_id.get(f"{task.id}-hint")
         if hint is None:
             raise PackError(f"task {task.id}: its hint variant {task.id}-hint is not in {registry_dir}")
@@ -167,6 +169,13 @@ def _carried(task: Task, earlier: dict[str, Breakage], previous: Pack) -> bool:
     breakage = earlier.get(task.id)
     return breakage is not None and task.metadata.extra.get("pack") == previous.name and \
         previous.golds[breakage.project].image == task.metadata.extra["gold_image"]
+
+
+def _one_gold(task: Task, recipe: GoldRecipe, image: str) -> None:
+    if recipe.image != image:
+        raise PackError(f"task {task.id}: built on {image}, while other tasks of {recipe.project} are built on "
+                        f"{recipe.image}; a pack holds one gold per project (generate on the installed pack's gold, "
+                        "or leave one of them out of the registry)")
 
 
 def _candidate(row: dict[str, Any]) -> tuple[Any, ...]:
