@@ -51,12 +51,12 @@ def fetch_sdist(recipe: GoldRecipe) -> Path:
     return path
 
 
-def pack_wheels(recipe: GoldRecipe, pack_folder: Path | None) -> dict[str, bytes]:
+def pack_wheels(recipe: GoldRecipe, pack_folder: Path) -> dict[str, bytes]:
     """The wheels of the recipe that only the pack supplies (under wheels/), each hash checked."""
     what = f"wheelhouse of {recipe.project}=={recipe.version}"
     wheels = {}
     for artifact in (w for w in recipe.wheels if w.source == "pack"):
-        path = Path(pack_folder or ".") / WHEELS_DIR / artifact.filename
+        path = Path(pack_folder) / WHEELS_DIR / artifact.filename
         if not path.is_file():
             raise PackIntegrityError(f"{what}: {path} is missing from the pack")
         wheels[artifact.filename] = verified(artifact, path.read_bytes(), what)

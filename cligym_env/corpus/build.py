@@ -54,11 +54,11 @@ def build_pack(name: str, registry_dir: Path, out: Path, *, version: str = "0.1.
             continue
         gold = golds.get(task.metadata.extra["gold_image"])
         if gold is None and previous and _carried(task, earlier, previous):  # installed from it: packed as it was
-            carried = earlier[task.id]
+            carried, recipe = earlier[task.id], previous.golds[earlier[task.id].project]
             if carried.project not in recipes:
-                recipes[carried.project] = previous.golds[carried.project]
-                wheels |= artifacts.pack_wheels(previous.golds[carried.project], previous.path)
-            _one_gold(task, recipes[carried.project], previous.golds[carried.project].image)
+                recipes[carried.project] = recipe
+                wheels |= artifacts.pack_wheels(recipe, previous.path)
+            _one_gold(task, recipes[carried.project], recipe.image)
             breakages.append(carried)
             continue
         if gold is None:

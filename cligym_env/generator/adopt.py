@@ -8,8 +8,8 @@ context, hidden tests, test settings, passing tests); what it lacks is the probe
 
 from __future__ import annotations
 
+import io
 import logging
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -21,11 +21,10 @@ from cligym_env import paths
 from cligym_env.error import GoldError
 from cligym_env.generator import wheelhouse
 from cligym_env.generator.probe import probe_gold
-from cligym_env.generator.source import read_tree
+from cligym_env.generator.recipe import read_environment, read_tests
 from cligym_env.generator.types import GoldEnvironment
 from cligym_env.images.build import build_image
 from cligym_env.runtime.sandbox import Sandbox
-from cligym_env.tasks.task import Environment, Tests
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +50,13 @@ def adopt(folder: Path, module: str | None, *, client: docker.DockerClient) -> G
         raise GoldError(f"{folder}: installed by an older cligym, without test settings; install the pack again "
                         f"(`cligym tasks install <pack> --project {data.get('project', '...')}`)")
     project, version, image = data["project"], data["version"], data["image"]
-    context = read_tree(folder / "environment")
-    dockerfile = context.pop("Dockerfile").decode()
-    environment = Environment(dockerfile, context, network=bool(data.get("network", False)))
-    tests = Tests(files=read_tree(folder / "tests"),
-                  **{k: tuple(v) if isinstance(v, list) else v for k, v in data["tests"].items()})
-    build_image(client, image, dockerfile, context, log=logger.info, what=f"gold image of {project}=={version}")
+    environment = read_environment(folder, network=bool(data.get("network", False)))
+    tests = read_tests(folder, data["tests"])
+    build_image(client, image, environment.dockerfile, environment.files, log=logger.info,
+                what=f"gold image of {project}=={version}")
     logger.info("%s==%s: generating on the gold of an installed pack (%s)", project, version, image)
     with Sandbox(image, task_id="gold", client=client) as sandbox:
-        probe = probe_gold(sandbox, tests, module or _top_module(project, context))
+        probe = probe_gold(sandbox, tests, module or _top_module(project, environment.files))
     return GoldEnvironment(project, version, image, environment, tests, tuple(data["passing"]), probe)
 
 
@@ -68,8 +65,5 @@ def _top_module(project: str, context: dict[str, bytes]) -> str:
     for name, data in context.items():
         if name.startswith("wheelhouse/") and name.endswith(".whl") and \
                 parse_wheel_filename(name.split("/")[-1])[0] == canonicalize_name(project):
-            with tempfile.TemporaryDirectory() as scratch:
-                wheel = Path(scratch) / name.split("/")[-1]
-                wheel.write_bytes(data)
-                return wheelhouse.closest_module(project, wheelhouse.wheel_metadata(wheel)[1])
+            return wheelhouse.closest_module(project, wheelhouse.wheel_metadata(io.BytesIO(data))[1])
     return wheelhouse.closest_module(project, ())

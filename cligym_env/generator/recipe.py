@@ -46,20 +46,25 @@ def save_gold(gold: GoldEnvironment, folder: Path) -> Path:
 def load_gold(folder: Path) -> GoldEnvironment:
     folder = Path(folder)
     data = tomllib.loads((folder / "gold.toml").read_text())
-    context = read_tree(folder / "environment")
-    dockerfile = context.pop("Dockerfile").decode()
     probe = dict(data["probe"])
     distributions = tuple(Distribution(d["name"], d["version"], tuple(d["top_level"]), tuple(d["files"]))
                           for d in probe.pop("distributions"))
     probe = {k: tuple(v) if isinstance(v, list) else v for k, v in probe.items()}
     return GoldEnvironment(
         data["project"], data["version"], data["image"],
-        Environment(dockerfile, context, network=data["environment"]["network"]),
-        _tests(data["tests"], read_tree(folder / "tests")), tuple(data["passing"]),
-        GoldProbe(distributions=distributions, **probe))
+        read_environment(folder, network=data["environment"]["network"]), read_tests(folder, data["tests"]),
+        tuple(data["passing"]), GoldProbe(distributions=distributions, **probe))
 
 
-def _tests(fields: dict[str, Any], files: dict[str, bytes]) -> Tests:
+def read_environment(folder: Path, *, network: bool) -> Environment:
+    """environment/ of a recipe folder: its Dockerfile and build context."""
+    context = read_tree(Path(folder) / "environment")
+    return Environment(context.pop("Dockerfile").decode(), context, network=network)
+
+
+def read_tests(folder: Path, fields: dict[str, Any]) -> Tests:
+    """tests/ of a recipe folder, with the test settings its gold.toml holds."""
+    files = read_tree(Path(folder) / "tests")
     fields = {key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()}
     if "command" in fields and "python" not in fields:  # a recipe saved before the trusted runner
         fields["runner"] = "script"

@@ -17,6 +17,7 @@ import tempfile
 import zipfile
 from email.parser import Parser
 from pathlib import Path
+from typing import IO
 
 from packaging.utils import canonicalize_name
 
@@ -101,8 +102,8 @@ def strip_wheel(wheel: Path, prefix: str) -> Path:
     return target
 
 
-def wheel_metadata(wheel: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(extras the wheel declares, its importable top-level names), read from the wheel itself."""
+def wheel_metadata(wheel: Path | IO[bytes]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(extras the wheel declares, its importable top-level names), read from the wheel itself (a file or bytes)."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
