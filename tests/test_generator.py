@@ -33,6 +33,20 @@ def test_a_real_breakage_is_validated(docker_client, gold):
     assert validated.shortcuts == ("reinstall-all",)  # the wheelhouse holds unitconv; the project is not a wheel
 
 
+def test_a_shortcut_that_fails_rules_out_the_narrower_ones(docker_client, gold, monkeypatch):
+    """Reinstalling every wheel leaves a lost execute bit as it was, so reinstalling only the project is not tried:
+    two graded containers (the repair and one shortcut), not three."""
+    from cligym_env.generator import validate as module
+    from cligym_env.grading import grade
+
+    graded = []
+    monkeypatch.setattr(module, "grade", lambda *args, **kwargs: graded.append(args) or grade(*args, **kwargs))
+    candidate = breakage("no-exec", "RUN chmod -x /app/bin/inventory-report", "chmod +x /app/bin/inventory-report",
+                         "permissions")
+    validated = validate(docker_client, gold, candidate)
+    assert validated.shortcuts == () and len(graded) == 2
+
+
 @pytest.mark.parametrize("candidate, reason", [
     (breakage("harmless", "RUN touch /tmp/nothing", "true"), "breaks-nothing"),
     (breakage("no-repair", "RUN chmod -x /app/bin/inventory-report", "echo 'not a fix'"), "oracle-failed"),

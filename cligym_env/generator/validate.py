@@ -7,8 +7,9 @@ audit flagging it; and the runner itself still works (unless the operator meant 
 or the suite's own conftest.py no longer imports: then every test fails, as a user sees it).
 
 Then the cheap shortcuts a policy could learn instead of diagnosing (`shortcut_scripts`: reinstall the project from
-wheelhouse; reinstall everything there) are tried, each in a fresh broken container and graded the same way; the
-ones that solve the task are recorded, so a run can report their share or drop such tasks.
+wheelhouse; reinstall everything there) are tried, each in a fresh broken container and graded the same way (the
+broadest first: one that fails rules out those it contains); the ones that solve the task are recorded, so a run can
+report their share or drop such tasks.
 """
 
 from __future__ import annotations
@@ -54,8 +55,14 @@ def shortcut_scripts(gold: GoldEnvironment) -> dict[str, str]:
         return {}
     pip = f"{shlex.quote(probe.python)} -m pip install --force-reinstall --no-deps --no-index --find-links " \
           f"{shlex.quote(probe.wheelhouse)}"
-    return {"reinstall-project": f"{pip} {shlex.quote(gold.project)}",
-            "reinstall-all": f"{pip} {shlex.quote(probe.wheelhouse)}/*.whl"}
+    return {"reinstall-all": f"{pip} {shlex.quote(probe.wheelhouse)}/*.whl",
+            "reinstall-project": f"{pip} {shlex.quote(gold.project)}"}
+
+
+# A shortcut that installs cleanly and still leaves the task unsolved proves the narrower ones unsolved: it redoes
+# what they do, with the same flags, and besides only restores more of the gold's wheels (saves a container, a
+# snapshot and a test run for most candidates).
+NARROWER = {"reinstall-all": ("reinstall-project",)}
 
 
 def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment:
@@ -123,12 +130,16 @@ def conftest_failed(run: TestRun) -> bool:
 
 def _shortcuts(client: docker.DockerClient, image: str, gold: GoldEnvironment, tests: Tests) -> tuple[str, ...]:
     """The shortcuts that make every selected test pass, each in a fresh broken container, graded as an episode."""
-    solved = []
+    solved, ruled_out = [], set()
     for name, command in shortcut_scripts(gold).items():
+        if name in ruled_out:
+            continue
         with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
             result = sandbox.run(command, timeout=SHORTCUT_TIMEOUT)
             if result.exit_code == 0 and grade(sandbox, tests, references=[gold.image]).resolved:
                 solved.append(name)
+            elif result.exit_code == 0:
+                ruled_out.update(NARROWER.get(name, ()))
     logger.debug("%s: shortcuts that solve %s: %s", gold.project, image, solved or "none")
     return tuple(solved)
 
