@@ -19,7 +19,7 @@ from packaging.utils import parse_wheel_filename
 from cligym_env import paths
 from cligym_env.corpus.pack import WHEELS_DIR, Artifact, GoldRecipe
 from cligym_env.error import PackIntegrityError, WheelhouseError
-from cligym_env.generator import wheelhouse
+from cligym_env.generator import index, wheelhouse
 
 logger = logging.getLogger(__name__)
 _TARGET = ["--only-binary", ":all:", "--no-deps", "--python-version", wheelhouse.PYTHON_VERSION,
@@ -81,8 +81,9 @@ def download(wheels: list[Artifact]) -> dict[str, Path]:
     """Fetch wheels by name and version for the images' platform into a cache; filename -> path of what came."""
     cache = paths.cache_dir() / "pack-wheels"
     cache.mkdir(parents=True, exist_ok=True)
-    wanted = [w for w in wheels if not (cache / w.filename).is_file()]
-    if wanted:
+    wanted = [w for w in wheels if not (cache / w.filename).is_file()
+              and index.fetch(parse_wheel_filename(w.filename)[0], w.filename, cache) is None]
+    if wanted:  # what the index's JSON pages could not give: ask pip
         pins = [_pin(w.filename) for w in wanted]
         if _pip_download(pins, cache).returncode != 0:  # find which pins the index lacks, keep the rest
             for pin in pins:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,6 +27,7 @@ from cligym_env.tasks.registry import Registry
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata, Task, Tests
 
 logger = logging.getLogger(__name__)
+FETCHERS = 8  # gold recipes made whole at once
 
 
 @dataclass(frozen=True)
@@ -65,15 +67,12 @@ def install(pack: str | Path | Pack, registry: Registry, *, projects: Sequence[s
     """Write the selected tasks into `registry` (replacing same-id tasks); return their ids."""
     pack = pack if isinstance(pack, Pack) else load_pack(pack)
     chosen = select(pack, projects=projects, category=category, split=split, limit=limit)
-    golds = {p: materialize(pack, pack.golds[p]) for p in sorted({b.project for b in chosen})}
-    ids = []
-    for breakage in chosen:
-        for task in tasks_of(pack, breakage, golds[breakage.project]):
-            if limit is not None and len(ids) >= limit:
-                break
-            registry.add(task, overwrite=True)
-            ids.append(task.id)
-            on_task(task.id)
+    projects = sorted({b.project for b in chosen})
+    with ThreadPoolExecutor(max_workers=FETCHERS) as pool:  # the downloads wait on the network, not the CPU
+        golds = dict(zip(projects, pool.map(lambda p: materialize(pack, pack.golds[p]), projects)))
+    tasks = [task for breakage in chosen for task in tasks_of(pack, breakage, golds[breakage.project])][:limit]
+    registry.add_many(tasks, overwrite=True, on_added=on_task)
+    ids = [task.id for task in tasks]
     logger.info("installed %d tasks of pack %s %s into %s", len(ids), pack.name, pack.version, registry.path)
     return ids
 

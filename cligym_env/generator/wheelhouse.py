@@ -19,10 +19,12 @@ from email.parser import Parser
 from pathlib import Path
 from typing import IO
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
+from packaging.version import InvalidVersion, Version
 
 from cligym_env import paths
 from cligym_env.error import ProjectNotFound, WheelhouseError
+from cligym_env.generator import index
 
 PYTHON_VERSION = "3.11"
 # Bookworm has glibc 2.36, so any manylinux wheel up to 2.36 runs. pip does not widen a given manylinux tag to
@@ -50,6 +52,9 @@ def fetch_sdist(name: str, version: str) -> Path:
     found = sorted(folder.glob("*.tar.gz")) + sorted(folder.glob("*.zip"))
     if found:
         return found[0]
+    fetched = _sdist_from_index(name, version, folder)
+    if fetched is not None:
+        return fetched
     with tempfile.TemporaryDirectory(dir=scratch_dir()) as scratch:
         run = _pip("download", "--no-deps", "--no-binary", name, "--dest", scratch, f"{name}=={version}")
         files = list(Path(scratch).iterdir())
@@ -60,6 +65,19 @@ def fetch_sdist(name: str, version: str) -> Path:
             raise WheelhouseError(f"downloading the sdist of {name}=={version} failed: {_error(run)}")
         folder.mkdir(parents=True, exist_ok=True)
         return Path(shutil.move(files[0], folder / files[0].name))
+
+
+def _sdist_from_index(name: str, version: str, folder: Path) -> Path | None:
+    """The release's sdist straight from the index (`generator.index`), a .tar.gz before a .zip; None if it
+    cannot tell (then pip is asked)."""
+    wanted = Version(version)
+    for filename in sorted(index.files(name), key=lambda f: not f.endswith(".tar.gz")):
+        try:
+            if filename.endswith((".tar.gz", ".zip")) and parse_sdist_filename(filename)[1] == wanted:
+                return index.fetch(name, filename, folder)
+        except (InvalidSdistFilename, InvalidVersion):
+            continue
+    return None
 
 
 def build_wheel(name: str, version: str, source: Path) -> Path:

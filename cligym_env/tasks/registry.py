@@ -13,8 +13,9 @@ import json
 import os
 import shutil
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from cligym_env import paths
 from cligym_env.files import hidden_sibling
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_category ON tasks (category);
 CREATE INDEX IF NOT EXISTS tasks_project ON tasks (project);
 """
+_WRITERS = 4
 _FILTERS = ("category", "project", "difficulty", "generator", "split", "hint")
 
 Stamp = tuple[int | None, int | None, int]
@@ -74,6 +76,21 @@ class Registry:
         with self._transaction() as db:
             self._upsert(db, [row])
         return folder
+
+    def add_many(self, tasks: Sequence[Task], *, overwrite: bool = False,
+                 on_added: Callable[[str], None] = lambda task_id: None) -> list[Path]:
+        """`add` for many tasks: the folders written by a few threads (the time goes to creating their files, in
+        the kernel), the index updated in one transaction."""
+        with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+            folders = []
+            for task, folder in zip(tasks, pool.map(lambda task: write_task(task, self.path, overwrite=overwrite),
+                                                    tasks)):
+                folders.append(folder)
+                on_added(task.id)
+        rows = [self._row(task.id, self._stamp(folder), task.summary(), None) for task, folder in zip(tasks, folders)]
+        with self._transaction() as db:
+            self._upsert(db, rows)
+        return folders
 
     def get(self, task_id: str) -> Task:
         if task_id not in self:
