@@ -131,7 +131,7 @@ def test_without_archives_only_self_contained_breakages_are_offered() -> None:
 
 
 def test_start_up_hooks_go_in_a_pth_file_or_debian_sitecustomize() -> None:
-    hooks = [b for b in all_breakages(fake_probe()) if "hook" in b.extra]
+    hooks = [b for b in all_breakages(fake_probe()) if "hook" in b.extra and "@" in b.target]  # `hook_targets`'s
     assert {b.target.rsplit("@", 1)[1] for b in hooks} == {"pth", "sitecustomize"}
     for breakage in hooks:
         in_pth = breakage.extra["hook"].endswith(".pth")
@@ -140,25 +140,38 @@ def test_start_up_hooks_go_in_a_pth_file_or_debian_sitecustomize() -> None:
         assert ("--force-confmiss" in breakage.solution) != in_pth
 
 
-@pytest.mark.parametrize("mode", ["source", "bytecode"])
-def test_mutator_changes_one_token_in_the_source_or_only_in_the_bytecode(tmp_path: Path, mode: str) -> None:
+CLAMP = "# keep me\ndef clamp(x, lo=0, hi=10):\n    if x < lo:\n        return lo\n    return hi if x > hi else x\n"
+
+
+def test_mutator_changes_one_token_in_the_source(tmp_path: Path) -> None:
     module = tmp_path / "calc.py"
-    original = "# keep me\ndef clamp(x, lo=0, hi=10):\n    if x < lo:\n        return lo\n" \
-               "    return hi if x > hi else x\n"
-    module.write_text(original)
-    subprocess.run([sys.executable, "-", str(module), "0", mode], input=MUTATOR, text=True, check=True,
+    module.write_text(CLAMP)
+    subprocess.run([sys.executable, "-", str(module), "0", "source"], input=MUTATOR, text=True, check=True,
                    capture_output=True)  # seed 0: the first kind present (a comparison), its first site
     after = module.read_text()
+    changed = [(a, b) for a, b in zip(CLAMP.splitlines(), after.splitlines()) if a != b]
+    assert changed == [("    if x < lo:", "    if x >= lo:")]
     pyc = Path(importlib.util.cache_from_source(str(module))).read_bytes()
-    fresh = compile(after, str(module), "exec", dont_inherit=True)
-    if mode == "source":
-        changed = [(a, b) for a, b in zip(original.splitlines(), after.splitlines()) if a != b]
-        assert changed == [("    if x < lo:", "    if x >= lo:")]
-        assert marshal.loads(pyc[16:]) == fresh  # bytecode recompiled to match
-    else:
-        assert after == original and not (tmp_path / "calc.py.mutating").exists()
-        assert int.from_bytes(pyc[4:8], "little") == 0b01  # hash-based, source never checked
-        assert marshal.loads(pyc[16:]) != fresh
+    assert marshal.loads(pyc[16:]) == compile(after, str(module), "exec", dont_inherit=True)  # recompiled to match
+
+
+def test_patched_on_import_leaves_the_file_and_changes_what_every_import_runs(tmp_path: Path) -> None:
+    """The file, its bytecode cache and a reinstall all look right; only the code an import compiles is wrong,
+    in every interpreter (isolated ones, as the grader's, included), and removing the hook's line undoes it."""
+    module, pth = tmp_path / "calc.py", tmp_path / "site" / "zz_runtime.pth"
+    module.write_text(CLAMP)
+    pth.parent.mkdir()
+    subprocess.run([sys.executable, "-", str(module), "0", f"hook:calc:{pth}"], input=MUTATOR, text=True,
+                   check=True, capture_output=True)
+    assert module.read_text() == CLAMP and pth.read_text().startswith("import sys; exec(")
+    assert pth.read_text().count("\n") == 1  # one line, as .pth files need
+    run = f"import site, sys; sys.path.insert(0, {str(tmp_path)!r}); site.addsitedir({str(pth.parent)!r}); " \
+          "import calc; print(calc.clamp(5))"
+    answer = subprocess.run([sys.executable, "-I", "-B", "-c", run], capture_output=True, text=True, check=True)
+    assert answer.stdout.split() == ["0"]  # `x >= lo` now: 5 is clamped to 0
+    pth.unlink()
+    answer = subprocess.run([sys.executable, "-I", "-B", "-c", run], capture_output=True, text=True, check=True)
+    assert answer.stdout.split() == ["5"]
 
 
 # --- real breakages of a real gold image ---------------------------------------------------------------------
@@ -170,9 +183,9 @@ if kind == "record":  # every installed file still matches the hash in the distr
     bad = [str(f) for f in md.distribution(name).files if f.hash and base64.urlsafe_b64encode(
         hashlib.sha256(f.locate().read_bytes()).digest()).rstrip(b"=").decode() != f.hash.value]
     sys.exit(f"differs from RECORD: {bad}" if bad else 0)
-origin = importlib.util.find_spec(name).origin  # "bytecode": the cached .pyc is the compiled source
-code = marshal.loads(open(importlib.util.cache_from_source(origin), "rb").read()[16:])
-sys.exit(0 if code == compile(open(origin).read(), origin, "exec", dont_inherit=True) else "stale .pyc")
+spec = importlib.util.find_spec(name)  # "loaded": what an import runs is the module's file as it reads
+code = spec.loader.get_code(name)
+sys.exit(0 if code == compile(open(spec.origin).read(), spec.origin, "exec", dont_inherit=True) else "not its file")
 '''
 
 
@@ -194,7 +207,7 @@ CASES = [  # operator, target key ({site}, {lib} filled from the probe), a check
     ("openssl-providers", "/etc/ssl/openssl.cnf:providers=legacy", py("import ssl; ssl.create_default_context()")),
     ("security-policy-hook", "processes@pth", py('import subprocess; subprocess.run(["true"], check=True)')),
     ("mutate-installed-source", "{site}/dotenv/parser.py", "python /root/checks.py record python-dotenv"),
-    ("stale-bytecode", "{site}/dotenv/parser.py", "python /root/checks.py bytecode dotenv.parser"),
+    ("patched-on-import", "{site}/dotenv/parser.py", "python /root/checks.py loaded dotenv.parser"),
     ("newer-python-syntax", "{site}/dotenv/main.py:pep695-alias", py("import dotenv")),
     ("missing-locale-data", "/usr/lib/locale/C.utf8/LC_CTYPE",
      py('import locale; locale.setlocale(locale.LC_ALL, "")')),
