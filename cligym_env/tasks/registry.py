@@ -71,11 +71,7 @@ class Registry:
         return added
 
     def add(self, task: Task, overwrite: bool = False) -> Path:
-        folder = write_task(task, self.path, overwrite=overwrite)
-        row = self._row(task.id, self._stamp(folder), task.summary(), None)
-        with self._transaction() as db:
-            self._upsert(db, [row])
-        return folder
+        return self.add_many([task], overwrite=overwrite)[0]
 
     def add_many(self, tasks: Sequence[Task], *, overwrite: bool = False,
                  on_added: Callable[[str], None] = lambda task_id: None) -> list[Path]:

@@ -91,6 +91,7 @@ else:  # mode "hook:<module>:<pth file>": the file stays as shipped; the import 
         sink.write(f"import sys; exec({code!r}, {{}})\n")
 '''.replace("__HOOK__", repr(HOOK))
 
+
 def _mutate(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
     dist, path = target.data
     seed = str(rng.randrange(1 << 30))
