@@ -1,5 +1,5 @@
 """Compatibility: code or binaries meant for another Python, metadata claiming another version, warnings
-escalated to errors, and locale data the configured locale (C.UTF-8) needs."""
+escalated to errors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import re
 from pathlib import PurePosixPath
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, drop_bytecode, hook_draft, hook_targets, lib_dir,
-    q, reinstall_deb, reinstall_wheel, source_targets, used_path, xy)
+    NO_ARCHIVES, Draft, Operator, Target, breakable, dist_info, drop_bytecode, hook_draft, hook_targets, lib_dir, q,
+    reinstall_wheel, source_targets, used_path, xy)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "compatibility"
@@ -99,23 +99,9 @@ def _warnings(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
                       "Code that used to only warn now fails outright.")
 
 
-LOCALE = "/usr/lib/locale/C.utf8"
-LOCALE_PARTS = ("", "LC_CTYPE", "LC_COLLATE", "LC_TIME", "LC_NUMERIC", "LC_MONETARY", "LC_MESSAGES")
-
-
-def _locale_targets(probe: GoldProbe) -> list[Target]:
-    return [Target(f"{LOCALE}/{part}".rstrip("/"), part) for part in LOCALE_PARTS]
-
-
-def _locale(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    return Draft(target.key, f"deleted {target.key}", [f"test -e {q(target.key)}", f"rm -rf {q(target.key)}"],
-                 reinstall_deb(probe, f"{LOCALE}/LC_CTYPE"), "Setting the locale from the environment fails.")
-
-
 OPERATORS = [
     Operator("newer-python-syntax", CATEGORY, _syntax_targets, _syntax),
     Operator("abi-tag-mismatch", CATEGORY, _abi_targets, _abi),
     Operator("metadata-version-skew", CATEGORY, _skew_targets, _skew),
     Operator("warnings-as-errors", CATEGORY, _warning_targets, _warnings, NO_ARCHIVES),
-    Operator("missing-locale-data", CATEGORY, _locale_targets, _locale, APT),
 ]

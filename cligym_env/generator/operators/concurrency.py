@@ -1,8 +1,5 @@
-"""Concurrency: resource limits, signal dispositions and start methods imposed on every Python process by a
-start-up hook, and the compiled modules of multiprocessing, asyncio (contextvars) and pseudo-terminals damaged.
-
-RLIMIT_NPROC is left out: it does not bind root, which the container runs as.
-"""
+"""Concurrency: signal dispositions and start methods imposed on every Python process by a start-up hook, and the
+compiled modules of multiprocessing, asyncio (contextvars) and pseudo-terminals damaged."""
 
 from __future__ import annotations
 
@@ -14,23 +11,6 @@ from cligym_env.generator.operators.infrastructure import damage_extension, exte
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "concurrency"
-MIB = 1 << 20
-LIMITS = {("RLIMIT_NOFILE", n): f"at most {n} open files" for n in (16, 24, 32, 48)}
-LIMITS |= {("RLIMIT_AS", n * MIB): f"at most {n} MiB of address space" for n in (128, 192, 256)}
-
-
-def _limit_targets(probe: GoldProbe) -> list[Target]:
-    return hook_targets(probe, [f"{name}={value}" for name, value in LIMITS])
-
-
-def _limit(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    limit = target.data[0]
-    name, value = limit.split("=")
-    code = f"import resource; resource.setrlimit(resource.{name}, ({value}, {value}))"
-    return hook_draft(probe, rng, target, code,
-                      f"limits every Python process to {LIMITS[name, int(value)]}",
-                      "Work that opens many files, sockets or threads fails, while small scripts run fine.")
-
 
 SIGNALS = {
     "ignore-sigchld": ("import signal; signal.signal(signal.SIGCHLD, signal.SIG_IGN)",
@@ -80,7 +60,6 @@ def _start_method(probe: GoldProbe, target: Target, rng: random.Random) -> Draft
 
 
 OPERATORS = [
-    Operator("rlimit-hook", CATEGORY, _limit_targets, _limit, NO_ARCHIVES),
     Operator("signal-hook", CATEGORY, _signal_targets, _signal, NO_ARCHIVES),
     Operator("start-method-hook", CATEGORY, _start_targets, _start_method, NO_ARCHIVES),
     Operator("damage-multiprocessing-module", CATEGORY,

@@ -1,5 +1,5 @@
 """File system: files deleted or truncated, package data damaged, execute bits lost, packages replaced by dangling
-links, /tmp unusable.
+links.
 
 The container runs as root with DAC_OVERRIDE, so read/write bits never bite: only execute bits and the
 presence and shape of files do.
@@ -98,30 +98,10 @@ def _data(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
                  f"A data file shipped with {dist.name} seems to be missing or damaged.")
 
 
-TMP_DAMAGE = {
-    "file": ("rm -rf /tmp && touch /tmp", "replaced /tmp by an empty file"),
-    "dangling-link": ("rm -rf /tmp && ln -s /var/tmp/.tmp-moved /tmp", "replaced /tmp by a dangling symlink"),
-    "fifo": ("rm -rf /tmp && mkfifo /tmp", "replaced /tmp by a named pipe"),
-}
-
-
-def _tmp_targets(probe: GoldProbe) -> list[Target]:
-    if probe.usage_known and "/tmp" not in probe.used_files:
-        return []  # the suite never wrote a scratch file
-    return [Target(f"/tmp:{kind}", kind) for kind in TMP_DAMAGE]
-
-
-def _tmp(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    command, what = TMP_DAMAGE[target.data]
-    return Draft(target.key, what, [command], ["rm -f /tmp", "mkdir -m 1777 /tmp"],
-                 "Programs that need scratch space in the usual temporary folder fail.")
-
-
 OPERATORS = [
     Operator("delete-module-file", CATEGORY, source_targets, _delete),
     Operator("truncate-module-file", CATEGORY, _truncate_targets, _truncate),
     Operator("missing-execute-bit", CATEGORY, _exec_targets, _exec_bit, NO_ARCHIVES),
     Operator("dangling-package-link", CATEGORY, _package_dirs, _dangling),
     Operator("damage-package-data", CATEGORY, _data_targets, _data),
-    Operator("unusable-tmp", CATEGORY, _tmp_targets, _tmp, NO_ARCHIVES),
 ]

@@ -1,37 +1,16 @@
-"""Other: the process environment poisoned by a start-up hook, imports blocked in sys.modules, and system data
-Python relies on (time zones, text codecs) removed."""
+"""Other: imports blocked in sys.modules by a start-up hook, and system data Python relies on (time zones, text
+codecs) removed."""
 
 from __future__ import annotations
 
 import random
 
 from cligym_env.generator.operators._base import (
-    APT, NO_ARCHIVES, PROCESS_EVENTS, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q,
+    APT, NO_ARCHIVES, Draft, Operator, Target, breakable, drop_bytecode, hook_draft, hook_targets, q,
     reinstall_deb, used_module)
 from cligym_env.generator.types import GoldProbe
 
 CATEGORY = "other"
-ENVIRONMENT = {
-    "PYTHONHOME": "/usr/local", "PYTHONIOENCODING": "ascii:strict", "HOME": "/nonexistent",
-    "LC_ALL": "en_US.UTF-8", "TZ": "Mars/Olympus_Mons", "COLUMNS": "20", "FORCE_COLOR": "1", "PYTHONOPTIMIZE": "2",
-}
-
-
-# Read once at interpreter start (or by setlocale/tzset, which a running suite seldom calls): setting them from a
-# hook reaches only the processes the suite starts. The others are read at call time (expanduser, terminal size).
-READ_AT_START = ("PYTHONHOME", "PYTHONIOENCODING", "PYTHONOPTIMIZE", "LC_ALL", "TZ")
-
-
-def _env_targets(probe: GoldProbe) -> list[Target]:
-    at_call = [name for name in ENVIRONMENT if name not in READ_AT_START]
-    return hook_targets(probe, at_call) + hook_targets(probe, READ_AT_START, events=PROCESS_EVENTS)
-
-
-def _env(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
-    value = ENVIRONMENT[target.data[0]]
-    return hook_draft(probe, rng, target, f"import os; os.environ[\"{target.data[0]}\"] = \"{value}\"",
-                      f"sets {target.data[0]}={value} in every Python process (and so in its children)",
-                      "Python programs, or the programs they start, see an odd environment.")
 
 
 def _blocked_targets(probe: GoldProbe) -> list[Target]:
@@ -80,7 +59,6 @@ def _codec(probe: GoldProbe, target: Target, rng: random.Random) -> Draft:
 
 
 OPERATORS = [
-    Operator("environment-hook", CATEGORY, _env_targets, _env, NO_ARCHIVES),
     Operator("blocked-import-hook", CATEGORY, _blocked_targets, _blocked, NO_ARCHIVES),
     Operator("missing-timezone-data", CATEGORY, _zone_targets, _zones, APT),
     Operator("missing-codec", CATEGORY, _codec_targets, _codec, APT),
