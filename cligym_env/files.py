@@ -1,4 +1,5 @@
-"""The package's one way to publish files and folders atomically, and to keep an append-only JSONL log.
+"""The package's one way to publish files and folders atomically, to keep an append-only JSONL log, and to read
+a folder's files.
 
 Publishing: build under a hidden name beside the destination, then `os.rename` it into place, so a reader sees
 the old version or the new one, never half of either (rename within one folder is atomic on POSIX). JSONL: one
@@ -97,3 +98,16 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (relative POSIX path -> bytes; none if it is missing), less the bytecode that running
+    the tests locally leaves behind, which is never part of a task or of a project's source."""
+    files: dict[str, bytes] = {}
+    for directory, subdirectories, names in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if d != "__pycache__")
+        for name in sorted(names):
+            path = Path(directory, name)
+            if not name.endswith(".pyc") and path.is_file():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files

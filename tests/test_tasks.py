@@ -14,7 +14,6 @@ from typing import Any, Callable
 import pytest
 import tomli_w
 
-from cligym_env.tasks import folder as folder_module
 from cligym_env.tasks import registry as registry_module
 from cligym_env.tasks.folder import TaskExistsError, load_task, write_task
 from cligym_env.tasks.registry import Registry, UnknownTaskError
@@ -143,7 +142,7 @@ def test_failed_write_leaves_no_temporary_folder(tmp_path: Path, monkeypatch: py
             raise OSError(errno.EIO, "disk on fire")
         real_rename(source, target)
 
-    monkeypatch.setattr(folder_module.os, "rename", failing_rename)
+    monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(OSError, match="disk on fire"):
         write_task(make_task("fresh-task"), tmp_path)
     with pytest.raises(OSError, match="disk on fire"):

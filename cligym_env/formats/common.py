@@ -17,7 +17,6 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from cligym_env.formats.images import map_public_images
-from cligym_env.tasks.folder import SKIPPED_DIRS
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata
 from cligym_env.error import TaskFormatError, UsageError
 
@@ -88,14 +87,6 @@ def read_text(path: Path, purpose: str) -> str:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
         raise TaskFormatError(f"{path}: not valid UTF-8 text ({error}); save it as UTF-8") from None
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    """Every file under `root` (relative posix path -> bytes), bytecode caches left out."""
-    if not root.is_dir():
-        return {}
-    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file() and not SKIPPED_DIRS.intersection(path.relative_to(root).parts)}
 
 
 def load_yaml(text: str, where: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import tomli_w
 
+from cligym_env.files import read_tree
 from cligym_env.formats import common
 from cligym_env.formats.images import self_contained
 from cligym_env.tasks.task import VERDICTS, Task, Tests
@@ -79,7 +80,7 @@ def read_task(folder: Path, *, exists: common.ImageCheck) -> Task:
     env = sections["environment"]
     image = _field(env, "docker_image", str, where, "environment", None)
     network = _field(env, "allow_internet", bool, where, "environment", True)
-    context = common.read_tree(folder / "environment")
+    context = read_tree(folder / "environment")
     if image:
         dockerfile = f"FROM {image}\n"
     elif "Dockerfile" in context:
@@ -89,11 +90,11 @@ def read_task(folder: Path, *, exists: common.ImageCheck) -> Task:
         raise TaskFormatError(f"{folder / 'environment' / 'Dockerfile'}: required file is missing"
                               + ("; compose (multi-container) environments are not supported" if compose else
                                  "; add the Dockerfile or set [environment] docker_image in task.toml"))
-    tests = common.read_tree(folder / "tests")
+    tests = read_tree(folder / "tests")
     if "test.sh" not in tests:
         raise TaskFormatError(f"{folder / 'tests' / 'test.sh'}: required file is missing (the verifier script "
                               "that writes /logs/verifier/reward.txt); create it")
-    solution_files = common.read_tree(folder / "solution")
+    solution_files = read_tree(folder / "solution")
     oracle = "solve.sh" in solution_files
     solution = common.bundled_solution(solution_files, "solve.sh", "/solution") if oracle else ""
     timeout = _field(sections["verifier"], "timeout_sec", (int, float), where, "verifier", 600.0)

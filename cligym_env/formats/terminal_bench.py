@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from cligym_env.files import read_tree
 from cligym_env.formats import common
 from cligym_env.tasks.task import VERDICTS, Task, Tests
 from cligym_env.error import TaskFormatError
@@ -37,10 +38,10 @@ def read_task(folder: Path, *, exists: common.ImageCheck) -> Task:
     run_tests = common.read_text(folder / "run-tests.sh", "runs the tests, e.g. `pytest $TEST_DIR/test_outputs.py -rA`")
     dockerfile = common.read_text(folder / "Dockerfile", "builds the task's environment")
     _check_compose(folder)
-    context = {name: data for name, data in common.read_tree(folder).items()
+    context = {name: data for name, data in read_tree(folder).items()
                if name not in _HIDDEN and name != "Dockerfile" and not name.startswith("tests/")}
     tests = {"run-tests.sh": run_tests.encode(),
-             **{name: data for name, data in common.read_tree(folder / "tests").items() if name != "run-tests.sh"}}
+             **{name: data for name, data in read_tree(folder / "tests").items() if name != "run-tests.sh"}}
     solution = _solution(folder)
     return Task(
         id=common.task_id(folder.name, str(folder)),

@@ -12,7 +12,7 @@ from typing import Any
 
 import tomli_w
 
-from cligym_env.generator.source import read_tree
+from cligym_env.files import read_tree
 from cligym_env.generator.types import Distribution, GoldEnvironment, GoldProbe
 from cligym_env.tasks.task import Environment, Tests
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator
 
 from cligym_env.error import NoTestsFound, SourceError
+from cligym_env.files import read_tree
 from cligym_env.generator.discover import Declared, declared_requirements
 
 logger = logging.getLogger(__name__)
@@ -162,12 +163,6 @@ def _siblings(root: Path, test_files: dict[str, bytes], tests_dir: str) -> list[
             else:
                 logger.warning("%s/ is named by the tests but is %d MB: left out", name, size >> 20)
     return found
-
-
-def read_tree(folder: Path) -> dict[str, bytes]:
-    """Files under `folder` by relative POSIX path, less bytecode left by local test runs."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts and not p.name.endswith(".pyc")}
 
 
 def read_sdist(sdist: Path, project: str, tests_dir: str | None = None) -> Source:

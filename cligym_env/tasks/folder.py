@@ -8,7 +8,6 @@ Every malformed folder raises `TaskError` naming the file and field and saying h
 from __future__ import annotations
 
 import difflib
-import os
 import tomllib
 from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
@@ -18,7 +17,7 @@ import tomli_w
 
 from cligym_env.tasks.task import CATEGORIES, Environment, Metadata, Task, TaskError, Tests
 from cligym_env.error import TaskExistsError
-from cligym_env.files import staged_folder
+from cligym_env.files import read_tree, staged_folder
 
 TASK_FILE = "task.toml"
 INSTRUCTION_FILE = "instruction.md"
@@ -26,7 +25,6 @@ SOLUTION_FILE = "solution.sh"
 ENVIRONMENT_DIR = "environment"
 DOCKERFILE = "Dockerfile"
 TESTS_DIR = "tests"
-SKIPPED_DIRS = frozenset({"__pycache__"})  # left behind by running the tests locally; never part of a task
 
 _REQUIRED_FILES = {
     TASK_FILE: "the task's settings (id, [metadata], [environment], [tests])",
@@ -70,14 +68,14 @@ def load_task(folder: Path) -> Task:
     """Read a whole task folder, file bytes included."""
     folder = Path(folder)
     task_id, metadata, network, tests = _parse(folder)
-    context = _read_tree(folder / ENVIRONMENT_DIR)
+    context = read_tree(folder / ENVIRONMENT_DIR)
     del context[DOCKERFILE]
     return _task(
         folder,
         id=task_id,
         instruction=_read_text(folder / INSTRUCTION_FILE),
         environment=Environment(_read_text(folder / ENVIRONMENT_DIR / DOCKERFILE), files=context, network=network),
-        tests=Tests(files=_read_tree(folder / TESTS_DIR), **tests),
+        tests=Tests(files=read_tree(folder / TESTS_DIR), **tests),
         solution=_read_text(folder / SOLUTION_FILE),
         metadata=metadata,
     )
@@ -226,16 +224,6 @@ def _task(folder: Path, **fields: Any) -> Task:
         return Task(**fields)
     except TaskError as error:
         raise TaskError(f"{folder / TASK_FILE}: {error}") from None
-
-
-def _read_tree(root: Path) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
-    for directory, subdirectories, names in os.walk(root):
-        subdirectories[:] = sorted(d for d in subdirectories if d not in SKIPPED_DIRS)
-        for name in sorted(names):
-            path = Path(directory, name)
-            files[path.relative_to(root).as_posix()] = path.read_bytes()
-    return files
 
 
 def _read_text(path: Path) -> str:
