@@ -81,8 +81,10 @@ def download(wheels: list[Artifact]) -> dict[str, Path]:
     """Fetch wheels by name and version for the images' platform into a cache; filename -> path of what came."""
     cache = paths.cache_dir() / "pack-wheels"
     cache.mkdir(parents=True, exist_ok=True)
-    wanted = [w for w in wheels if not (cache / w.filename).is_file()
-              and index.fetch(parse_wheel_filename(w.filename)[0], w.filename, cache) is None]
+    missing = [w for w in wheels if not (cache / w.filename).is_file()]
+    for wheel in missing:  # straight from the index's JSON pages, each checked against its hash
+        index.fetch(parse_wheel_filename(wheel.filename)[0], wheel.filename, cache)
+    wanted = [w for w in missing if not (cache / w.filename).is_file()]
     if wanted:  # what the index's JSON pages could not give: ask pip
         pins = [_pin(w.filename) for w in wanted]
         if _pip_download(pins, cache).returncode != 0:  # find which pins the index lacks, keep the rest

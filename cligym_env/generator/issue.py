@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from cligym_env.generator.validate import Validated
-from cligym_env.grading import TestResult
 
 MAX_TRACE_LINES = 30
 CATEGORY_HINTS = {
