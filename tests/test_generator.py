@@ -7,6 +7,7 @@ hand so each validation verdict is exercised on purpose.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -45,6 +46,20 @@ def test_a_shortcut_that_fails_rules_out_the_narrower_ones(docker_client, gold, 
                          "permissions")
     validated = validate(docker_client, gold, candidate)
     assert validated.shortcuts == () and len(graded) == 2
+
+
+def test_a_breakage_kept_already_is_a_duplicate_after_one_test_run(docker_client, gold, tmp_path, monkeypatch):
+    """Another operator finding the same breakage is told so by its first run: no second run, repair or shortcut."""
+    from cligym_env.generator import validate as module
+
+    registry, log = Registry(tmp_path / "registry"), RunLog(tmp_path / "run.jsonl")
+    [first] = generate_for_gold(docker_client, registry, gold, [UNINSTALL], log, max_tasks=1, workers=1, seed=1)
+    runs, real_run = [], module._run
+    monkeypatch.setattr(module, "_run", lambda *args: runs.append(args) or real_run(*args))
+    monkeypatch.setattr(module, "_repair", lambda *args: pytest.fail("a duplicate was repaired"))
+    again = replace(UNINSTALL, operator="uninstall-again")  # same target, category and failing tests
+    [second] = generate_for_gold(docker_client, registry, gold, [again], log, max_tasks=2, workers=1, seed=1)
+    assert (first.status, second.status, len(runs), len(registry)) == ("accepted", "duplicate", 1, 2)
 
 
 @pytest.mark.parametrize("candidate, reason", [

@@ -3,7 +3,8 @@
 Resumable: every candidate's outcome is appended to a run log, and a restarted run skips what it already
 tried. Deduplicated: a task id is derived from (project, target, category, fail-to-pass set) and not from the
 operator, so the same breakage found twice (by two operators, or two runs writing one registry at once) lands on
-the same id and is kept once: whoever writes second records a duplicate, never a `TaskExistsError`.
+the same id and is kept once: whoever writes second records a duplicate, never a `TaskExistsError`. A candidate
+whose first test run already names a kept task stops there, as a duplicate, before the costlier checks.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def package(gold: GoldEnvironment, validated: Validated, *, seed: int,
             instructions: tuple[str, str] | None = None, generator: str = "") -> list[Task]:
     """The no-hint and hint variants of one validated breakage (issue texts given, or rule-written); one image."""
     breakage = validated.breakage
-    base_id = task_base_id(gold.project, validated)
+    base_id = task_base_id(gold.project, breakage, validated.tests.fail_to_pass)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     issue_seed = f"{seed}:{base_id}"  # each task its own wording; the same task the same text on a rerun
     tasks = []
@@ -119,10 +120,9 @@ def package(gold: GoldEnvironment, validated: Validated, *, seed: int,
     return tasks
 
 
-def task_base_id(project: str, validated: Validated) -> str:
+def task_base_id(project: str, breakage: Breakage, fail_to_pass: Iterable[str]) -> str:
     """Same (project, target, category, fail-to-pass) -> same id, whichever operator found it."""
-    breakage = validated.breakage
-    key = json.dumps([project, breakage.target, breakage.category, sorted(validated.tests.fail_to_pass)])
+    key = json.dumps([project, breakage.target, breakage.category, sorted(fail_to_pass)])
     return f"{project}-{breakage.category}-{hashlib.sha256(key.encode()).hexdigest()[:10]}".lower()
 
 
@@ -178,6 +178,10 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
     whole_suite_limit = math.ceil(max_tasks * whole_suite_share)
     untried = [c for c in candidates if f"{gold.project}|{c.operator}|{c.target}" not in tried]
     scheduler = Scheduler(gold.project, untried, history=log.outcomes, inside=inside_project(gold.probe))
+
+    def known(breakage: Breakage, fail_to_pass: tuple[str, ...]) -> bool:  # a file check: safe from any thread
+        return task_base_id(gold.project, breakage, fail_to_pass) in registry
+
     results: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
         running: dict[Future, tuple[Breakage, float]] = {}
@@ -188,7 +192,8 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 if candidate is None:
                     break
                 budget -= 1
-                running[pool.submit(validate, client, gold, candidate, narrow=narrow)] = (candidate, time.monotonic())
+                running[pool.submit(validate, client, gold, candidate, narrow=narrow, known=known)] = \
+                    (candidate, time.monotonic())
             if not running:
                 return results
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -198,7 +203,10 @@ def generate_for_gold(client: docker.DockerClient, registry: Registry, gold: Gol
                 try:
                     validated = future.result()
                 except Rejected as rejection:
-                    outcome.reason = str(rejection)[:300]  # "key: detail"; reports group by the key
+                    if rejection.reason == "duplicate":  # `known` said the registry has it already
+                        outcome.status, outcome.reason = "duplicate", DUPLICATE
+                    else:
+                        outcome.reason = str(rejection)[:300]  # "key: detail"; reports group by the key
                 except EXPECTED_FAILURES as error:  # Docker, a build, the host: this candidate fails, the run goes on
                     outcome.reason = f"error: {type(error).__name__}: {str(error)[:200]}"
                 except Exception:  # a bug of ours is not a rejection reason: say so and stop

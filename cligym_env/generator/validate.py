@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import shlex
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import docker
 
@@ -72,10 +73,13 @@ def broken_environment(gold: GoldEnvironment, breakage: Breakage) -> Environment
 
 
 def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Breakage, *,
-             verify_repair: bool = True, shortcuts: bool = True, narrow: bool = False) -> Validated:
+             verify_repair: bool = True, shortcuts: bool = True, narrow: bool = False,
+             known: Callable[[Breakage, tuple[str, ...]], bool] = lambda breakage, fail_to_pass: False) -> Validated:
     """Every check above; with `verify_repair=False` a failed repair is recorded instead of rejected;
     `shortcuts=False` skips trying the shortcuts (they cost a fresh container and a test run each);
-    `narrow=True` rejects, before any repair is tried, a breakage that leaves no test passing."""
+    `narrow=True` rejects, before any repair is tried, a breakage that leaves no test passing; `known(breakage,
+    fail_to_pass)` says, once the first run has told what fails, that the task is kept already (rejected as a
+    "duplicate" before the runs and containers that are most of a candidate's cost)."""
     try:
         environment = broken_environment(gold, breakage)
         image = build_environment(client, environment, what=f"{gold.project}/{breakage.operator}")
@@ -93,6 +97,8 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
         raise Rejected("breaks-nothing", "every gold-passing test still passes")
     if narrow and not pass_to_pass:
         raise Rejected("whole-suite", "no test passes any more, and this project has its share of such tasks")
+    if known(breakage, fail_to_pass):
+        raise Rejected("duplicate", "same target, category and failing tests as a task kept already")
     if first.error and not first.output.strip():
         raise Rejected("runner-broken", "the runner broke without any error message")
 
