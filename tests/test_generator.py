@@ -35,17 +35,18 @@ def test_a_real_breakage_is_validated(docker_client, gold):
 
 
 def test_a_shortcut_that_fails_rules_out_the_narrower_ones(docker_client, gold, monkeypatch):
-    """Reinstalling every wheel leaves a lost execute bit as it was, so reinstalling only the project is not tried:
-    two graded containers (the repair and one shortcut), not three."""
+    """Reinstalling every wheel leaves a lost execute bit as it was, so reinstalling only the project is not tried;
+    and as its tests fail, it is not audited: one graded container (the repair) and one unaudited test run."""
     from cligym_env.generator import validate as module
-    from cligym_env.grading import grade
+    from cligym_env.grading import grade, run_tests
 
-    graded = []
+    graded, tested = [], []
     monkeypatch.setattr(module, "grade", lambda *args, **kwargs: graded.append(args) or grade(*args, **kwargs))
+    monkeypatch.setattr(module, "run_tests", lambda *args: tested.append(args) or run_tests(*args))
     candidate = breakage("no-exec", "RUN chmod -x /app/bin/inventory-report", "chmod +x /app/bin/inventory-report",
                          "permissions")
     validated = validate(docker_client, gold, candidate)
-    assert validated.shortcuts == () and len(graded) == 2
+    assert validated.shortcuts == () and (len(graded), len(tested)) == (1, 1)
 
 
 def test_a_breakage_kept_already_is_a_duplicate_after_one_test_run(docker_client, gold, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from typing import Callable
 import docker
 
 from cligym_env.generator.types import Breakage, GoldEnvironment
-from cligym_env.grading import Grade, TestRun, grade, run_tests_on_image
+from cligym_env.grading import Grade, TestRun, grade, run_tests, run_tests_on_image
 from cligym_env.images.build import ImageBuildError, build_environment
 from cligym_env.images.conceal import conceal
 from cligym_env.runtime.sandbox import Sandbox
@@ -135,16 +135,22 @@ def conftest_failed(run: TestRun) -> bool:
 
 
 def _shortcuts(client: docker.DockerClient, image: str, gold: GoldEnvironment, tests: Tests) -> tuple[str, ...]:
-    """The shortcuts that make every selected test pass, each in a fresh broken container, graded as an episode."""
+    """The shortcuts that make every selected test pass, each in a fresh broken container, graded as an episode.
+
+    The tests run unaudited first: the audit can only lower a grade, and it is the dearest part of grading a
+    reinstall (every file rewritten), which most tasks' tests already say has not solved them."""
     solved, ruled_out = [], set()
     for name, command in shortcut_scripts(gold).items():
         if name in ruled_out:
             continue
         with Sandbox(image, task_id=f"gen-{gold.project}"[:40], client=client) as sandbox:
-            result = sandbox.run(command, timeout=SHORTCUT_TIMEOUT)
-            if result.exit_code == 0 and grade(sandbox, tests, references=[gold.image]).resolved:
+            if sandbox.run(command, timeout=SHORTCUT_TIMEOUT).exit_code != 0:
+                continue
+            outcomes = run_tests(sandbox, tests).outcomes
+            if all(outcomes.get(test) == "passed" for test in tests.selected) and \
+                    grade(sandbox, tests, references=[gold.image]).resolved:
                 solved.append(name)
-            elif result.exit_code == 0:
+            else:
                 ruled_out.update(NARROWER.get(name, ()))
     logger.debug("%s: shortcuts that solve %s: %s", gold.project, image, solved or "none")
     return tuple(solved)
