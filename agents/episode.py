@@ -40,7 +40,8 @@ class Episode:
         if reply.turn.command is not None:
             self._run(reply.turn.command, left)
         elif left > 0:  # nothing runs; the model is told why
-            trajectory.messages += prompt.answer(reply.message, prompt.feedback(reply.turn.error, left, trajectory.tools))
+            trajectory.messages += prompt.answer(reply.message,
+                                                 prompt.feedback(reply.turn.error, left, trajectory.tools))
         if not trajectory.done and left <= 0:  # out of turns: grade the environment as the policy left it
             self._run(SUBMIT, left)
             trajectory.end = "turn_budget"

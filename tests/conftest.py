@@ -92,7 +92,8 @@ def gold(docker_client: docker.DockerClient) -> GoldEnvironment:
     environment = Environment(dockerfile, example.environment.files)
     image = build_environment(docker_client, environment, what="inventory gold")
     tests = replace(example.tests, fail_to_pass=(), pass_to_pass=())
-    probe = GoldProbe(python="/opt/venv/bin/python", python_version="3.11", site_packages="", stdlib="/usr/lib/python3.11",
+    probe = GoldProbe(python="/opt/venv/bin/python", python_version="3.11", site_packages="",
+                      stdlib="/usr/lib/python3.11",
                       project_module="inventory", distributions=(), test_imports=("inventory",), extension_modules=(),
                       shared_libraries=(), wheelhouse="/opt/wheelhouse", apt_archives="/var/cache/apt/archives")
     return GoldEnvironment("inventory", "1.0", image, environment, tests, tuple(sorted(example.tests.selected)), probe)

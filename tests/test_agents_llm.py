@@ -88,7 +88,8 @@ def test_vllm_rollout_batches_one_generate_per_round(engine, tiny_model, example
 
 @pytest.fixture(scope="module")
 def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    with serve_vllm(tiny_model, max_model_len=MAX_MODEL_LEN, log=tmp_path_factory.mktemp("agents-server") / "vllm.log") as url:
+    with serve_vllm(tiny_model, max_model_len=MAX_MODEL_LEN,
+                    log=tmp_path_factory.mktemp("agents-server") / "vllm.log") as url:
         yield url
 
 

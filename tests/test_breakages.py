@@ -43,7 +43,8 @@ def test_the_probe_records_what_the_gold_suite_really_uses(docker_client, gold):
     assert "/etc/inventory/settings.ini" in probe.used_files  # a config file the code opens
     assert "/app/inventory/core.py" in probe.used_files
     assert "/app/bin/inventory-report" in probe.used_executables  # a program a test starts
-    assert {"open", "import", "subprocess.Popen"} <= set(probe.used_events) and "socket.connect" not in probe.used_events
+    assert ({"open", "import", "subprocess.Popen"} <= set(probe.used_events)
+            and "socket.connect" not in probe.used_events)
     assert not any(path.endswith("/libc.so.6") for path in probe.used_libraries)  # pytest alone maps it
     assert not any(path.startswith(gold.tests.directory.rstrip("/") + "/") for path in probe.used_files)
     assert not any("_cligym_usage" in path for path in (*probe.used_files, *probe.used_modules))

@@ -20,7 +20,8 @@ def test_tasks_list_json(example_registry):
     result = runner.invoke(app, ["tasks", "list", "--json", "--registry", str(example_registry.path)])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [row["id"] for row in rows] == ["example-bad-permission", "example-corrupted-config", "example-missing-module"]
+    assert [row["id"] for row in rows] == ["example-bad-permission", "example-corrupted-config",
+                                           "example-missing-module"]
     assert {"id", "category", "project"} <= set(rows[0])
     filtered = runner.invoke(app, ["tasks", "list", "--json", "--category", "infrastructure",
                                    "--registry", str(example_registry.path)])

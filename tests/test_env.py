@@ -156,7 +156,8 @@ def test_async_vector_env(example_registry, docker_client):
     try:
         observations, infos = envs.reset(seed=[1, 2])
         assert all("Permission denied" in text for text in observations)
-        observations, rewards, terminated, truncated, infos = envs.step(["echo a", "chmod +x /app/bin/inventory-report"])
+        observations, rewards, terminated, truncated, infos = envs.step(["echo a",
+                                                                         "chmod +x /app/bin/inventory-report"])
         assert list(observations) == ["a\n", ""]
         observations, rewards, terminated, truncated, infos = envs.step(["submit", "submit"])
         assert list(rewards) == [0.0, 1.0] and all(terminated)

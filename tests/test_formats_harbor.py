@@ -194,7 +194,8 @@ def test_malformed_harbor_folders_name_file_and_field(tmp_path: Path) -> None:
     shutil.rmtree(folder / "tests")
     write_folder(folder, {k: v for k, v in HARBOR_TASK.items() if k.startswith("tests/")})
     (folder / "environment" / "Dockerfile").write_text("FROM ghcr.io/example/private-base:1\n")
-    with pytest.raises(UnmappableImageError, match=r"FROM ghcr.io/example/private-base:1: .*`docker pull ghcr.io/example/private-base:1`"):
+    with pytest.raises(UnmappableImageError,
+                       match=r"FROM ghcr.io/example/private-base:1: .*`docker pull ghcr.io/example/private-base:1`"):
         harbor.read_task(folder, exists=exists)
     (folder / "solution" / "solve.sh").unlink()
     (folder / "environment" / "Dockerfile").write_text("FROM python:3.11-slim-bookworm\n")

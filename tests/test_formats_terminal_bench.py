@@ -168,7 +168,8 @@ def test_solution_yaml_and_missing_solution(tmp_path: Path) -> None:
     task = terminal_bench.read_task(folder, exists=lambda image: True)
     assert task.solution.splitlines()[1:] == ["cd /app/data", "sed -i 's/^widget,12,50$/widget,12.50/' sales.csv"]
     older = files | {"task.yaml": "descriptions:\n  - key: base\n    description: |\n      Fix the CSV.\n"}
-    assert terminal_bench.read_task(write_folder(tmp_path / "older", older), exists=bool).instruction == "Fix the CSV.\n"
+    assert (terminal_bench.read_task(write_folder(tmp_path / "older", older), exists=bool).instruction
+            == "Fix the CSV.\n")
     bare = terminal_bench.read_task(write_folder(tmp_path / "bare", files), exists=lambda image: True)
     assert bare.solution == "" and bare.metadata.extra["no_oracle"] is True  # imported, flagged like the paper's
 
@@ -196,7 +197,8 @@ def test_malformed_folders_name_file_and_field(tmp_path: Path, name: str, text: 
 
 
 def dataset_rows() -> list[dict[str, str]]:
-    dockerfile = TB_TASK["Dockerfile"].replace("COPY summarize.py /app/summarize.py\nCOPY sales.csv /app/data/sales.csv\n",
+    dockerfile = TB_TASK["Dockerfile"].replace("COPY summarize.py /app/summarize.py\n"
+                                               "COPY sales.csv /app/data/sales.csv\n",
                                                "RUN mkdir -p /app/data && echo 'item,price' > /app/data/sales.csv\n")
     yaml_row = {"task_id": "Sales_CSV.1", "task_yaml": TB_TASK["task.yaml"], "dockerfile": dockerfile,
                 "docker_compose": TB_TASK["docker-compose.yaml"], "run_tests": TB_TASK["run-tests.sh"]}

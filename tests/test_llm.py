@@ -31,7 +31,8 @@ except Exception as exc:  # a broken install (e.g. a torchvision mismatch) count
     VLLM_MISSING = f"vllm is not importable ({exc}); pip install 'cligym-env[vllm]'"
 
 needs_vllm = pytest.mark.skipif(bool(VLLM_MISSING), reason=VLLM_MISSING)
-BATCH = [[{"role": "system", "content": "You repair shells."}, {"role": "user", "content": f"fix bug {i}"}] for i in range(8)]
+BATCH = [[{"role": "system", "content": "You repair shells."}, {"role": "user", "content": f"fix bug {i}"}]
+         for i in range(8)]
 SAMPLE = SamplingSettings(temperature=1.0, max_tokens=16, seed=1234)
 
 

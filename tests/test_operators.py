@@ -60,8 +60,8 @@ def fake_probe(**changes: object) -> GoldProbe:
         wheelhouse="/opt/wheelhouse", apt_archives="/var/cache/apt/archives")
     used = {  # the gold run used everything here (the aiming tests take parts away)
         "used_modules": tuple(sorted({t for d in probe.distributions for t in d.top_level} | set(probe.test_imports)
-                                     | {"_ssl", "_hashlib", "_multiprocessing", "_posixshmem", "_sqlite3", "subprocess", "socket",
-                                        "urllib.request", "zoneinfo", "encodings.idna", "encodings.cp437",
+                                     | {"_ssl", "_hashlib", "_multiprocessing", "_posixshmem", "_sqlite3", "subprocess",
+                                        "socket", "urllib.request", "zoneinfo", "encodings.idna", "encodings.cp437",
                                         "_contextvars", "termios"})),
         "used_files": tuple(sorted(f for d in probe.distributions for f in d.files)) + ("/tmp",),
         "used_libraries": probe.shared_libraries, "used_executables": ("/opt/venv/bin/proj",)}

@@ -115,7 +115,8 @@ def test_tests_parent_linked_where_docker_cannot_follow_is_the_policys_failure(r
     """`/cligym` (the hidden tests' parent) made a link through /proc: the tests cannot be put in place, and that
     is the policy's doing (else the episode leaves pass@k, and the altered module's finding with it)."""
     episode = play(registry, "assertion", [put("/tmp/core.py", PATCHED_CORE), f"cat /tmp/core.py > {CORE}",
-                                           "mkdir -p /app/rtc && rm -rf /cligym && ln -s /proc/self/cwd/app/rtc /cligym"])
+                                           "mkdir -p /app/rtc && rm -rf /cligym && "
+                                           "ln -s /proc/self/cwd/app/rtc /cligym"])
     assert episode.reward == 0.0, episode.describe()
     error = (episode.info or {}).get("error")
     assert error is None or error["policy_caused"] is True, episode.describe()

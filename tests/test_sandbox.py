@@ -21,7 +21,8 @@ def test_container_is_labelled_limited_and_offline(docker_client):
         assert host["NetworkMode"] == "none" and not host["Privileged"]
         assert host["Memory"] == 512 * 1024**2 and host["PidsLimit"] == 256
         assert host["CapDrop"] == ["ALL"] and "SYS_ADMIN" not in host["CapAdd"]
-        assert box.run("cat /sys/class/net/*/operstate 2>/dev/null | wc -l; ls /sys/class/net").output.split() == ["1", "lo"]
+        assert (box.run("cat /sys/class/net/*/operstate 2>/dev/null | wc -l; ls /sys/class/net").output.split()
+                == ["1", "lo"])
 
 
 def test_parallel_sandboxes_of_one_task_do_not_collide(docker_client):
@@ -86,7 +87,8 @@ def test_sigterm_to_the_cli_leaves_no_container(docker_client, tmp_path):
 
     marker = tmp_path / "started"
     script = (f"import time, pathlib; from cligym_env.cli import _on_start; _on_start(); "
-              f"from cligym_env.runtime.sandbox import Sandbox; b = Sandbox({BASE_IMAGE!r}, task_id='sigterm').start(); "
+              f"from cligym_env.runtime.sandbox import Sandbox; "
+              f"b = Sandbox({BASE_IMAGE!r}, task_id='sigterm').start(); "
               f"pathlib.Path({str(marker)!r}).write_text(b.name); time.sleep(60)")
     process = subprocess.Popen([sys.executable, "-c", script])
     for _ in range(100):

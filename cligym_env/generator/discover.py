@@ -36,7 +36,8 @@ TOOLS = {canonicalize_name(n) for n in (
     "sphinx-rtd-theme", "furo", "twine", "build", "wheel", "setuptools", "pip", "check-manifest", "codecov",
     "coveralls", "bump2version", "bumpversion", "towncrier", "pyright", "pyupgrade", "autopep8", "pycodestyle",
     "pydocstyle", "bandit", "readme-renderer", "ipython", "ipdb", "pdbpp", "myst-parser", "mkdocs",
-    "mkdocs-material", "types-setuptools", "pip-tools", "flit", "hatch", "poetry", "docutils", "sphinx-autodoc-typehints")}
+    "mkdocs-material", "types-setuptools", "pip-tools", "flit", "hatch", "poetry", "docutils",
+    "sphinx-autodoc-typehints")}
 
 
 @dataclass(frozen=True)

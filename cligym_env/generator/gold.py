@@ -47,15 +47,16 @@ VENV_PYTHON = "/opt/venv/bin/python"
 # Every installed package's .deb stays in apt's cache and is served as a local apt source, so
 # `apt-get install --reinstall PKG` and `dpkg -i` work with the network off (lists from the mirror are not kept:
 # they would name newer versions than the cached ones). Missing .debs (a registry-pulled base) are fetched first.
-_APT_LOCAL_SOURCE = rf"""RUN set -e; rm -f /etc/apt/apt.conf.d/docker-clean; cd {APT_ARCHIVES}; \
-    missing=$(dpkg-query -W -f='${{Package}}\n' | while read -r p; do ls "$p"_*.deb >/dev/null 2>&1 || echo "$p"; done); \
+_APT_LOCAL_SOURCE = (rf"""RUN set -e; rm -f /etc/apt/apt.conf.d/docker-clean; cd {APT_ARCHIVES}; \
+    missing=$(dpkg-query -W -f='${{Package}}\n' | while read -r p; do """
+                     rf"""ls "$p"_*.deb >/dev/null 2>&1 || echo "$p"; done); \
     if [ -n "$missing" ]; then \
       apt-get update; apt-get install -y --reinstall --download-only $missing; rm -rf /var/lib/apt/lists/*; fi; \
     for f in *.deb; do dpkg-deb -f "$f"; \
       printf 'Filename: ./%s\nSize: %s\nSHA256: %s\n\n' "$f" "$(stat -c %s "$f")" "$(sha256sum "$f" | cut -d' ' -f1)"; \
     done > Packages; \
     echo 'deb [trusted=yes] file:{APT_ARCHIVES} ./' > /etc/apt/sources.list.d/cligym-local.list; \
-    apt-get update -o Dir::Etc::SourceList=/etc/apt/sources.list.d/cligym-local.list -o Dir::Etc::SourceParts=-"""
+    apt-get update -o Dir::Etc::SourceList=/etc/apt/sources.list.d/cligym-local.list -o Dir::Etc::SourceParts=-""")
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def _dump():
     try:
         import json
         modules = _modules | set(sys.modules)
-        files = _files | {m.__file__ for m in list(sys.modules.values()) if isinstance(getattr(m, "__file__", None), str)}
+        files = _files | {m.__file__ for m in list(sys.modules.values())
+                          if isinstance(getattr(m, "__file__", None), str)}
         with open("/proc/self/maps", errors="surrogateescape") as maps:  # names need not be UTF-8
             mapped = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
         os.makedirs(_OUT, exist_ok=True)
@@ -101,7 +102,8 @@ def collect(folder):
         mapped |= set(filter(text, record["mapped"]))
         files |= {os.path.normpath(f) for f in record["files"] if text(f)}
         for program in record["programs"]:
-            found = program if "/" in program else shutil.which(program, path=os.environ.get("PATH", "") + ":/opt/venv/bin")
+            found = program if "/" in program else \
+                shutil.which(program, path=os.environ.get("PATH", "") + ":/opt/venv/bin")
             found = found and os.path.normpath(os.path.join(record["cwd"], found))
             if found and os.path.isfile(found):  # os.execvp tries every PATH folder: keep the program that exists
                 programs.add(found)
@@ -143,9 +145,11 @@ def record_usage(sandbox: Sandbox, tests: Tests, site_packages: str, shared_libr
     args = " ".join(shlex.quote(a) for a in tests.pytest_args)
     pytest = f"{shlex.quote(tests.python)} -m pytest -p no:cacheprovider {plugins}"
     empty = f"{OUT}-empty"  # the runner alone: what it uses is left out of what the suite uses
-    sandbox.run(f"export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1; mkdir -p {empty} && cd {empty} && timeout 120 {pytest} {empty} >/dev/null 2>&1; "
+    sandbox.run(f"export PYTEST_DISABLE_PLUGIN_AUTOLOAD=1; mkdir -p {empty} && cd {empty} && "
+                f"timeout 120 {pytest} {empty} >/dev/null 2>&1; "
                 f"mv {OUT} {OUT}-baseline; cd /", timeout=180)
-    suite = (f"cd {shlex.quote(tests.workdir)} && timeout {int(tests.timeout)} {pytest} --continue-on-collection-errors "
+    suite = (f"cd {shlex.quote(tests.workdir)} && timeout {int(tests.timeout)} {pytest} "
+             f"--continue-on-collection-errors "
              f"--rootdir={shlex.quote(tests.rootdir or tests.workdir)} {args} "
              f"{shlex.quote(tests.directory)} >/dev/null 2>&1; cd /")
     sandbox.run(suite, timeout=tests.timeout + 60)

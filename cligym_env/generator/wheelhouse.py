@@ -85,7 +85,8 @@ def build_wheel(name: str, version: str, source: Path) -> Path:
 
     `source` is its sdist, another archive or a checkout folder (`--source`); the cache is keyed by where it is."""
     stamp = f"{Path(source).resolve()}:{Path(source).stat().st_mtime_ns}"
-    folder = paths.cache_dir() / "wheels" / f"{canonical(name)}-{version}-{hashlib.sha256(stamp.encode()).hexdigest()[:8]}"
+    folder = (paths.cache_dir() / "wheels"
+              / f"{canonical(name)}-{version}-{hashlib.sha256(stamp.encode()).hexdigest()[:8]}")
     found = sorted(folder.glob("*.whl"))
     if found:
         return found[0]

@@ -141,7 +141,8 @@ def audit(client: docker.DockerClient, grading_container: str, mount: Mount, cha
         sizes = box.sizes(unknown)
         trusted = manifest(client, images, harness, also=unknown, lazy=lazy,
                            moved={f"{sizes.get(p, -1)}:{digests[p]}" for p in unknown if p in digests})
-    findings = [f"{p} was changed to content that is in no image or wheel of this task (sha256 {digests.get(p, '?')[:12]})"
+    findings = [f"{p} was changed to content that is in no image or wheel of this task "
+                f"(sha256 {digests.get(p, '?')[:12]})"
                 for p in files if not trusted.trusts(p, digests.get(p, ""))]
     for link, target in targets.items():  # a link may not lead out of the audited world
         if not target:
@@ -193,7 +194,8 @@ class Shell:
     def put_lists(self, lists: dict[str, list[str]]) -> list[str]:
         """Write each list to a file under the work folder (one upload); return their paths in order."""
         work = self.mount.work.lstrip("/")
-        files = {f"{work}/{name}": "".join(f"{item}\0" for item in items).encode("utf-8") for name, items in lists.items()}
+        files = {f"{work}/{name}": "".join(f"{item}\0" for item in items).encode("utf-8")
+                 for name, items in lists.items()}
         self.client.api.put_archive(self.container, "/", tar_files(files))
         return [f"{self.mount.work}/{name}" for name in lists]
 
@@ -209,15 +211,18 @@ class Shell:
         # that differs between processes) resolves differently for the test process than for this audit.
         def loop(listing: str, condition: str) -> str:
             return (f"{b} tr '\\0' '\\n' < {listing} | while IFS= read -r p; do "
-                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\"); u=$(cd {self.mount.work} && {b} readlink -f \"$p\"); "
+                    f"if [ -L \"$p\" ]; then t=$({b} readlink -f \"$p\"); "
+                    f"u=$(cd {self.mount.work} && {b} readlink -f \"$p\"); "
                     f"case \"$t$u\" in *\"$nl\"*|*\"$tab\"*) printf 'ODD\\t%s\\n' \"$p\"; continue;; esac; "
-                    f"printf 'LINK\\t%s\\t%s\\t%s\\n' \"$t\" \"$u\" \"$p\"; [ -n \"$t\" ] && [ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
+                    f"printf 'LINK\\t%s\\t%s\\t%s\\n' \"$t\" \"$u\" \"$p\"; "
+                    f"[ -n \"$t\" ] && [ -f \"$t\" ] && printf 'T ' && hash \"$t\"; "
                     f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
 
         # Code needs no exec bit when an interpreter runs it (`bash x`, `python x`), nor a suffix when it is a
         # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable
         # (a wheel aside: a repair may rebuild one, and what installing it writes is audited).
-        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); code() {{ case \"$1\" in *.whl) return 1;; esac; h=$({b} head -c 4 \"$1\"); "
+        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); "
+                 f"code() {{ case \"$1\" in *.whl) return 1;; esac; h=$({b} head -c 4 \"$1\"); "
                  "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; return 1; }\n")
         script = (_hash_function(b) + magic + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
                   + loop(other_list, ' && { [ -x "$p" ] || { [ -s "$p" ] && code "$p"; }; }') + "true")

@@ -243,8 +243,8 @@ class _GradingBox:
                "CLIGYM_JUNIT": mount.report}
         if tests.runner == "pytest":
             argv = [tests.python, "-I", "-B", "-X", f"pycache_prefix={mount.work}/no-bytecode", mount.runner,
-                    mount.summary, mount.report, tests.workdir, tests.rootdir or tests.workdir, ",".join(tests.plugins), "--",
-                    *tests.pytest_args, directory]
+                    mount.summary, mount.report, tests.workdir, tests.rootdir or tests.workdir,
+                    ",".join(tests.plugins), "--", *tests.pytest_args, directory]
         else:  # a task from elsewhere with its own shell command; the environment's bash runs it
             argv = ["/bin/bash", "-c", tests.command]
         result = run_argv(self.client.api, self.container.id, argv, timeout=tests.timeout, env=env,

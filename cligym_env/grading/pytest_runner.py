@@ -3,10 +3,10 @@
 Run as `PYTHON -I -B -X pycache_prefix=/nonexistent run.py SUMMARY REPORT WORKDIR ROOTDIR PLUGINS -- ARGS...`:
 `-I` keeps PYTHON* variables, the user site and the working directory off `sys.path` (no `pytest.py` shadowing),
 `-B` and the empty pycache prefix mean no bytecode planted next to a source file is ever read. pytest comes from
-`lib.zip` on the read-only harness volume (with its own bytecode inside), not from the environment, with its dependencies renamed (`_cligym_pluggy`, ...), so
-a test that imports `packaging` or `pluggy` gets the environment's own copy (it may be the project under test, or
-what the task broke). Plugins are never auto-loaded: only the modules named in PLUGINS (comma-separated,
-recorded from the gold environment).
+`lib.zip` on the read-only harness volume (with its own bytecode inside), not from the environment, with its
+dependencies renamed (`_cligym_pluggy`, ...), so a test that imports `packaging` or `pluggy` gets the environment's
+own copy (it may be the project under test, or what the task broke). Plugins are never auto-loaded: only the modules
+named in PLUGINS (comma-separated, recorded from the gold environment).
 
 The summary (JSON) says how far the run got; the grader checks it against the JUnit report.
 """

@@ -27,7 +27,8 @@ PYTHON_IMAGE = "cligym/python:bookworm"
 MIRROR = "http://deb.debian.org/debian"
 
 
-def bootstrap(client: docker.DockerClient, *, log: Callable[[str], None] = print, use_registry: bool = True) -> list[str]:
+def bootstrap(client: docker.DockerClient, *, log: Callable[[str], None] = print,
+              use_registry: bool = True) -> list[str]:
     """Make sure the base and Python images exist; return their tags. Idempotent."""
     if not image_exists(client, BASE_IMAGE):
         if not (use_registry and _pull_base(client, log)):

@@ -102,7 +102,8 @@ class Sandbox:
             **container_settings(self.limits, network=self.network, owner_task=self.task_id))
         _open_sandboxes.add(self)
         try:
-            self.shell = PersistentShell(self.client.api, self.container.id, max_output_bytes=self.limits.max_output_bytes,
+            self.shell = PersistentShell(self.client.api, self.container.id,
+                                         max_output_bytes=self.limits.max_output_bytes,
                                          before_restart=self.kill_everything)
             self.shell.start()
         except BaseException:

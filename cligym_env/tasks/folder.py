@@ -188,7 +188,8 @@ def _render(task: Task) -> dict[str, bytes]:
     metadata = table(vars(task.metadata), skip=("extra",))
     if task.metadata.extra:
         metadata["extra"] = dict(task.metadata.extra)
-    unused = ("command",) if task.tests.runner == "pytest" else ("python", "workdir", "rootdir", "pytest_args", "plugins")
+    unused = (("command",) if task.tests.runner == "pytest"
+              else ("python", "workdir", "rootdir", "pytest_args", "plugins"))
     tests = table(vars(task.tests), skip=("files", *unused)) | {"timeout": float(task.tests.timeout)}
     tests = {key: value for key, value in tests.items() if value != "" or key == "command"}
     environment = {"network": task.environment.network}

@@ -62,7 +62,8 @@ class Proposal:
     recovery_strategy: str
 
 
-def proposal_messages(gold: GoldEnvironment, rng: random.Random, memory: Sequence[str], tests_shown: int = 15) -> list[Message]:
+def proposal_messages(gold: GoldEnvironment, rng: random.Random, memory: Sequence[str],
+                      tests_shown: int = 15) -> list[Message]:
     categories = rng.sample(sorted(DIRECTIONS), k=rng.randint(1, 3))
     directions = [f"{category}: {rng.choice(DIRECTIONS[category])}" for category in categories]
     tests = rng.sample(list(gold.passing), k=min(tests_shown, len(gold.passing)))
