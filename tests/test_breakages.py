@@ -134,6 +134,14 @@ def test_each_task_gets_its_own_wording_and_a_rerun_the_same() -> None:
     assert seen == set(STYLES)
 
 
+def test_the_counts_agree_in_number() -> None:
+    two, one = validated(), validated()
+    one = replace(one, tests=replace(one.tests, fail_to_pass=one.tests.fail_to_pass[:1]))
+    texts = [write_issue("proj", v, hint=False, seed=f"0:{i}") for v in (two, one) for i in range(12)]
+    assert any("2 tests that used to pass now fail, while 1 still passes." in text for text in texts[:12])
+    assert any("1 test that used to pass now fails, while 1 still passes." in text for text in texts[12:])
+
+
 def test_titles_name_the_real_error_and_test_ids_are_well_formed() -> None:
     for seed in range(8):
         text = write_issue("proj", validated(), hint=False, seed=seed)

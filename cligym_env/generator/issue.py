@@ -67,7 +67,8 @@ def write_issue(project: str, validated: Validated, *, hint: bool, seed: int | s
     rng = random.Random(f"{seed}")
     evidence = gather(validated, rng)
     tests = validated.tests
-    failing = f"{len(tests.fail_to_pass)} test{'s' if len(tests.fail_to_pass) != 1 else ''} that used to pass now fail"
+    one = len(tests.fail_to_pass) == 1
+    failing = f"{len(tests.fail_to_pass)} test{'' if one else 's'} that used to pass now fail{'s' if one else ''}"
     still = f", while {len(tests.pass_to_pass)} still pass{'es' if len(tests.pass_to_pass) == 1 else ''}" \
         if tests.pass_to_pass else ""
     counts = f"{failing}{still}."
