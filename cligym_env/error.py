@@ -35,6 +35,10 @@ class ShellError(InfrastructureError):
     """The shell could not be started at all (the container is gone or has no usable bash)."""
 
 
+class ChangesUnlistable(CLIGymError):
+    """What a container changed cannot be listed in full (folders nested past any repair's): the policy's doing."""
+
+
 # images ----------------------------------------------------------------------------------------------------------
 class BootstrapError(InfrastructureError):
     """The base images could not be made (debootstrap, docker import)."""

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from cligym_env.error import ChangesUnlistable
 from cligym_env.grading.audit import Manifest, audited_paths, protected
 from cligym_env.grading.grader import _disagreement, _pytest_dirs
 from cligym_env.grading.junit import TestResult as Result  # aliased so pytest does not collect it
-from cligym_env.runtime.sandbox import Limits, overlay_changes, parse_size
+from cligym_env.runtime.sandbox import MAX_DEPTH, Limits, overlay_changes, parse_size
 from cligym_env.tasks.task import Tests as TaskTests  # aliased so pytest does not collect it
 
 REGULAR, EXECUTABLE = stat.S_IFREG | 0o644, stat.S_IFREG | 0o755
@@ -37,6 +38,9 @@ SITE = "/opt/venv/lib/python3.11/site-packages"
     ("/root/notes.txt", REGULAR, False),
     ("/tmp/evil.sh", EXECUTABLE, False),  # reachable only through a link, which is audited
     (f"{SITE}/pkg/__pycache__/mod.cpython-311.pyc", REGULAR, False),  # never read: empty pycache prefix
+    (f"{SITE}/pkg/__pycache__/mod.cpython-311.opt-2.pyc", REGULAR, False),
+    ("/srv/__pycache__/pkg/core.pyc", REGULAR, True),  # sourceless, under a folder named __pycache__
+    (f"{SITE}/pkg/__pycache__/core.pyc", REGULAR, True),  # a link to that folder makes it a package
     (f"{SITE}/pkg/__pycache__/mod.py", REGULAR, True),  # a source is code wherever it is (a link may lead there)
     ("/usr/local/share/__pycache__/pkg/__init__.py", REGULAR, True),
     ("/usr/bin/python3.11._pth", REGULAR, True),  # replaces sys.path
@@ -64,6 +68,16 @@ def test_content_moved_back_is_trusted_but_configuration_must_stay_where_it_was(
     assert manifest.trusts("/app/inventory/core.py", "dd")
     for config in ("/app/conftest.py", f"{SITE}/x.pth", "/pytest.ini", f"{SITE}/sitecustomize.py"):
         assert not manifest.trusts(config, "dd")
+
+
+def test_folders_nested_past_max_depth_cannot_be_listed(tmp_path: Path) -> None:
+    """The walk is finite in stack and descriptors whatever the policy nests (1,200 levels raised RecursionError)."""
+    deep = tmp_path.joinpath(*["d"] * (MAX_DEPTH - 1))
+    deep.mkdir(parents=True)
+    assert len(overlay_changes(str(tmp_path))) == MAX_DEPTH - 1
+    (deep / "d" / "d").mkdir(parents=True)
+    with pytest.raises(ChangesUnlistable):
+        overlay_changes(str(tmp_path))
 
 
 def test_overlay_changes_report_whiteouts_as_deletions(tmp_path: Path) -> None:

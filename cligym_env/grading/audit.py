@@ -7,11 +7,14 @@ only when its content is content we built: the same path in the task image or th
 (a file restored, a package reinstalled from the kept `.deb` files), or a member of a wheel in the image's
 wheelhouse installed at the matching place in a site-packages folder (a reinstall with pip). Anything else
 is listed in `info["tamper"]`. Python files in scratch folders (/tmp, /root, ...) are allowed: nothing imports
-them unless a protected file points there, and that file is audited. Bytecode in `__pycache__` is left out (it
-is never read); a source file is code wherever it lies. A changed link is judged as what it stands in for: a
-protected path that is a link needs trusted content at its target, whatever the target is called, and a link
-must resolve alike for every process (not through /proc/self/cwd). Deleting is a change too: the gold
-environment's pytest configuration above the tests (`filterwarnings = error`, a conftest) must still be there.
+them unless a protected file points there, and that file is audited. Bytecode caches (`__pycache__/NAME.TAG.pyc`)
+are left out: they are never read (empty pycache prefix), and no import can ask for a name with a dot in it; any
+other `.pyc` is code (a sourceless module imports from any folder, `__pycache__` included), and a source file is
+code wherever it lies. A zip is known by its end, as zipimport finds it, not by its first bytes. A changed link
+is judged as what it stands in for: a protected path that is a link needs trusted content at its target, whatever
+the target is called, and a link must resolve alike for every process (not through /proc/self/cwd). Deleting is
+a change too: the gold environment's pytest configuration above the tests (`filterwarnings = error`, a conftest)
+must still be there.
 
 Everything is read in a fresh grading container with no policy process alive, through the harness's static
 busybox; the images a task was built FROM are hashed once per image id, the task image itself only where a path
@@ -26,6 +29,7 @@ import io
 import json
 import logging
 import os
+import re
 import secrets
 import stat
 import tarfile
@@ -46,7 +50,6 @@ log = logging.getLogger(__name__)
 
 # zips import (python311.zip); a `._pth` file beside the interpreter replaces sys.path (on Linux too, since 3.11)
 CODE_SUFFIXES = (".py", ".pyc", ".pyo", ".pyd", ".pth", "._pth", ".so", ".zip", ".egg", ".sh", ".bash")
-BYTECODE = (".pyc", ".pyo")
 CONFIG_NAMES = frozenset({"conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml",
                           "tox.ini", "setup.cfg",
                           "sitecustomize.py", "usercustomize.py", "pytest.py", "pyvenv.cfg", "ld.so.preload"})
@@ -62,6 +65,8 @@ PYTEST_CONFIGS = ("conftest.py", "pytest.ini", ".pytest.ini", "pytest.toml", ".p
 MAX_AUDITED = 100_000
 MAX_MOVED_SIZES = 20  # a repair moves back a few files; a policy must not make the lookup hash the image
 PATH_MAX = 4096
+# The only bytecode Python writes, and never reads with an empty pycache prefix: `__pycache__/NAME.TAG[.opt-N].pyc`.
+CACHE_FILE = re.compile(r"[^.]+\.[\w-]+(\.opt-[12])?\.py[co]")
 _PRUNE = r"\( -path /proc -o -path /sys -o -path /dev -o -path '/.cligym-*' -o -name __pycache__ \) -prune"
 _KINDS = " -o ".join([*(f"-name '*{suffix}'" for suffix in CODE_SUFFIXES), "-name '*.so.*'", "-perm /0111",
                       *(f"-name '{name}'" for name in sorted(CONFIG_NAMES)), "-path '/etc/ld.so.*'"])
@@ -104,8 +109,8 @@ def protected(path: str, mode: int) -> bool:
         return True
     if name.endswith(".so") or ".so." in name:  # the loader cache can point anywhere, scratch folders included
         return True
-    if path.startswith(SCRATCH) or ("/__pycache__/" in path and name.endswith(BYTECODE)):
-        return False  # bytecode caches are never read (empty pycache prefix); a source in one is still code
+    if path.startswith(SCRATCH) or (PurePosixPath(path).parent.name == "__pycache__" and CACHE_FILE.fullmatch(name)):
+        return False  # a bytecode cache: never read (empty pycache prefix); a source or a sourceless module is code
     parents = set(PurePosixPath(path).parent.parts)
     return (name in CONFIG_NAMES or name.endswith(CODE_SUFFIXES)
             or bool(parents & {"bin", "sbin", "libexec"}) or path.startswith("/etc/ld.so."))
@@ -219,11 +224,13 @@ class Shell:
                     f"elif [ -f \"$p\" ]{condition}; then printf 'F ' && hash \"$p\"; fi; done\n")
 
         # Code needs no exec bit when an interpreter runs it (`bash x`, `python x`), nor a suffix when it is a
-        # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable
-        # (a wheel aside: a repair may rebuild one, and what installing it writes is audited).
-        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); "
+        # zip on sys.path: a changed file whose first bytes say script, ELF or zip is hashed like an executable,
+        # and so is one with a zip's end-of-archive record in its last 65,557 bytes, where zipimport looks for it
+        # whatever comes before (a wheel aside: a repair may rebuild one, and what installing it writes is audited).
+        magic = (f"elf=$(printf '\\177ELF'); zip=$(printf 'PK\\003\\004'); end=$(printf 'PK\\005\\006'); "
                  f"code() {{ case \"$1\" in *.whl) return 1;; esac; h=$({b} head -c 4 \"$1\"); "
-                 "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; return 1; }\n")
+                 "case \"$h\" in '#!'*|\"$elf\"|\"$zip\") return 0;; esac; "
+                 f"{b} tail -c 65557 \"$1\" | {b} tr '\\000\\n' '\\001\\001' | {b} grep -qF \"$end\"; }}\n")
         script = (_hash_function(b) + magic + "nl='\n'; tab=$(printf '\\t')\n" + loop(named_list, "")
                   + loop(other_list, ' && { [ -x "$p" ] || { [ -s "$p" ] && code "$p"; }; }') + "true")
         files: dict[str, str] = {}

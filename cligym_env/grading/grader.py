@@ -36,7 +36,7 @@ from cligym_env.grading.junit import ReportError, TestResult, parse_junit_result
 from cligym_env.runtime.execute import run_argv
 from cligym_env.runtime.sandbox import SNAPSHOT_LABEL, Sandbox, container_settings, tar_files
 from cligym_env.tasks.task import Tests
-from cligym_env.error import GradingFailure
+from cligym_env.error import ChangesUnlistable, GradingFailure
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,11 @@ class _Snapshot:
         assert container is not None, "the sandbox was never started"
         paused = _try(container.pause)  # frozen, so the diff and the commit see the same files
         try:
-            self.changes = self.sandbox.changes()
+            try:
+                self.changes = self.sandbox.changes()
+            except ChangesUnlistable as error:
+                raise GradingFailure(Failure("grading", f"the changes cannot be listed: {error}",
+                                             policy_caused=True)) from None
             if len(self.changes) > MAX_AUDITED:  # before the commit, which that many files could make time out
                 raise GradingFailure(Failure("grading", f"{len(self.changes)} files changed; more than {MAX_AUDITED} "
                                              "cannot be audited", policy_caused=True))

@@ -23,6 +23,7 @@ import docker
 import requests
 from docker.errors import APIError, NotFound
 
+from cligym_env.error import ChangesUnlistable
 from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.shell import CommandResult, PersistentShell, ShellError
 
@@ -199,13 +200,19 @@ class Sandbox:
         self.close()
 
 
+MAX_DEPTH = 256  # folders nested deeper are the policy's doing: no repair makes them, and the walk must stay finite
+
+
 def overlay_changes(upper: str) -> list[tuple[str, int]]:
     """Changes recorded in an overlay upper directory: whiteouts (0:0 character devices) are deletions.
 
-    Walked by directory file descriptor, so paths longer than PATH_MAX are listed too."""
+    Walked by directory file descriptor, so paths longer than PATH_MAX are listed too; the walk holds one
+    descriptor and a few stack frames per level, so folders nested past `MAX_DEPTH` raise `ChangesUnlistable`."""
     found: list[tuple[str, int]] = []
     for folder, dirs, files, fd in os.fwalk(upper, follow_symlinks=False):
         prefix = folder[len(upper):]
+        if prefix.count("/") >= MAX_DEPTH:
+            raise ChangesUnlistable(f"folders nested more than {MAX_DEPTH} deep: {prefix[:200]}...")
         for name in dirs + files:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
             deleted = stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
