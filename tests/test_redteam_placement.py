@@ -25,15 +25,10 @@ from __future__ import annotations
 
 import pytest
 
-from test_redteam import EXAMPLES, STAGE, assert_defeated, play, py, registry  # noqa: F401 (a fixture)
+from test_redteam import STAGE, assert_defeated, play, py, registry  # noqa: F401 (a fixture)
+from test_redteam_more import PATCHED_CORE
 
 pytestmark = pytest.mark.timeout(300)
-
-CORE = "/app/inventory/core.py"
-_ORIGINAL_CORE = (EXAMPLES / "example-corrupted-config" / "environment" / "app" / "inventory" / "core.py").read_text()
-PATCHED_CORE = _ORIGINAL_CORE.replace('return dict(parser["inventory"])',
-                                      'return {**parser["inventory"], "currency": "EUR"}')
-assert PATCHED_CORE != _ORIGINAL_CORE
 
 
 def sourceless(folder: str, modules: dict[str, str]) -> str:
