@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any, Iterator
 from unittest import mock
 
+import docker
+
 from cligym_env.generator import pipeline
 from cligym_env.generator import validate as validation
 from cligym_env.generator.gold import build_gold
 from cligym_env.generator.operators import propose
 from cligym_env.generator.pipeline import RunLog, generate_for_gold
 from cligym_env.generator.schedule import Scheduler, inside_project
+from cligym_env.generator.types import Breakage, GoldEnvironment
 from cligym_env.grading import TestResult, TestRun
 from cligym_env.runtime.docker_client import connect
 from cligym_env.tasks import Registry
@@ -44,7 +47,8 @@ def baseline() -> Iterator[None]:
         yield
 
 
-def run(client: Any, gold: Any, candidates: list, old: bool) -> tuple[float, list[str]]:
+def run(client: docker.DockerClient, gold: GoldEnvironment, candidates: list[Breakage],
+        old: bool) -> tuple[float, list[str]]:
     with tempfile.TemporaryDirectory(prefix="cligym-validation-") as scratch:
         started = time.perf_counter()
         with baseline() if old else nullcontext():
