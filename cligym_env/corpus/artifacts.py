@@ -23,7 +23,7 @@ from cligym_env.generator import index, wheelhouse
 
 logger = logging.getLogger(__name__)
 _TARGET = ["--only-binary", ":all:", "--no-deps", "--python-version", wheelhouse.PYTHON_VERSION,
-           "--implementation", "cp", "--abi", "cp" + wheelhouse.PYTHON_VERSION.replace(".", ""),
+           "--implementation", "cp", "--abi", wheelhouse.ABI,
            *(f"--platform={p}" for p in wheelhouse.PLATFORMS)]
 
 

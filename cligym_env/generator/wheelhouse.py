@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from email.parser import Parser
 from pathlib import Path
 from typing import IO
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
 from packaging.version import InvalidVersion, Version
 
@@ -26,7 +28,10 @@ from cligym_env import paths
 from cligym_env.error import ProjectNotFound, WheelhouseError
 from cligym_env.generator import index
 
-PYTHON_VERSION = "3.11"
+# The image's interpreter (Debian bookworm's python3), exactly: a release may require ">=3.11.5", and pip on the
+# host only checks Requires-Python against the host's own 3.11.x.
+PYTHON_VERSION = "3.11.2"
+ABI = "cp" + "".join(PYTHON_VERSION.split(".")[:2])
 # Bookworm has glibc 2.36, so any manylinux wheel up to 2.36 runs. pip does not widen a given manylinux tag to
 # older ones (except manylinux2014 to 2010 and 1), so every tag is named; linux_x86_64 admits wheels built here.
 PLATFORMS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(36, 4, -1)), "manylinux2014_x86_64", "linux_x86_64")
@@ -38,12 +43,14 @@ def canonical(name: str) -> str:
 
 
 def latest_version(name: str) -> str:
-    """The newest release on the index (pip's own resolver and JSON report, so the machine's index settings apply)."""
-    run = _pip("install", "--dry-run", "--ignore-installed", "--no-deps", "-q", "--report", "-", name)
+    """The newest release on the index that runs on the image's Python (pip's own resolver and JSON report, so the
+    machine's index settings apply)."""
+    report, error = _report([name], "--no-deps")
     try:
-        return json.loads(run.stdout)["install"][0]["metadata"]["version"]
-    except (ValueError, KeyError, IndexError):
-        raise ProjectNotFound(f"project {name!r} was not found on the package index: {_error(run)}") from None
+        return report["install"][0]["metadata"]["version"]
+    except (TypeError, KeyError, IndexError):
+        raise ProjectNotFound(f"project {name!r} was not found on the package index (or no release of it runs on "
+                              f"Python {PYTHON_VERSION}): {error}") from None
 
 
 def fetch_sdist(name: str, version: str) -> Path:
@@ -179,12 +186,46 @@ def build_wheelhouse(name: str, version: str, project_wheel: Path, extras: tuple
 
 def _resolve(scratch: Path, requirements: list[str]) -> tuple[dict | None, str]:
     """(pip's JSON installation report for `requirements` on this host, or None if they do not resolve; pip's error)."""
-    run = _pip("install", "--dry-run", "--ignore-installed", "-q", "--find-links", str(scratch),
-               "--report", "-", *requirements)
+    return _report(requirements, "--find-links", str(scratch))
+
+
+def _report(requirements: list[str], *options: str, rounds: int = 4) -> tuple[dict | None, str]:
+    """pip's JSON installation report (or None) and its error, with no release the image's Python cannot run.
+
+    pip 23 refuses --python-version in a dry run, so a chosen release whose Requires-Python excludes
+    `PYTHON_VERSION` is capped at the newest release that admits it, and pip is asked again."""
+    caps: list[str] = []
+    for _ in range(rounds):
+        run = _pip("install", "--dry-run", "--ignore-installed", "-q", *options, "--report", "-", *requirements, *caps)
+        try:
+            report = json.loads(run.stdout) if run.returncode == 0 else None
+        except ValueError:
+            report = None
+        if report is None:
+            return None, _error(run)
+        too_new = [item["metadata"] for item in report.get("install", [])
+                   if not _runs_on_image(item["metadata"].get("requires_python"))]
+        if not too_new:
+            return report, ""
+        capped = [_cap(metadata["name"], metadata["version"]) for metadata in too_new]
+        logger.info("not for Python %s (Requires-Python), asking pip again with %s", PYTHON_VERSION, ", ".join(capped))
+        caps += capped
+    return None, f"no releases for Python {PYTHON_VERSION} found in {rounds} rounds (capped: {', '.join(caps)})"
+
+
+def _cap(name: str, version: str) -> str:
+    """`name<=` the newest release whose Requires-Python admits the image's (`pip index`, which may check it for
+    another Python), else below the `version` that does not."""
+    run = _pip("index", "versions", name, "--python-version", PYTHON_VERSION)
+    found = re.search(rf"^{re.escape(name)} \(([^)\s]+)\)$", run.stdout, flags=re.MULTILINE | re.IGNORECASE)
+    return f"{name}<={found.group(1)}" if run.returncode == 0 and found else f"{name}<{version}"
+
+
+def _runs_on_image(requires_python: str | None) -> bool:
     try:
-        return (json.loads(run.stdout) if run.returncode == 0 else None), _error(run)
-    except ValueError:
-        return None, _error(run)
+        return SpecifierSet(requires_python or "").contains(PYTHON_VERSION)
+    except InvalidSpecifier:  # pip itself ignores a malformed Requires-Python
+        return True
 
 
 def _resolvable(scratch: Path, base: list[str], wishes: list[str]) -> list[str]:
@@ -200,7 +241,7 @@ def _resolvable(scratch: Path, base: list[str], wishes: list[str]) -> list[str]:
 def _download(report: dict, scratch: Path) -> None:
     """The wheels of the report's choice, for the image's platform; pure wheels built for sdist-only ones."""
     target = ["--only-binary", ":all:", "--python-version", PYTHON_VERSION, "--implementation", "cp",
-              "--abi", "cp" + PYTHON_VERSION.replace(".", ""), *(f"--platform={p}" for p in PLATFORMS)]
+              "--abi", ABI, *(f"--platform={p}" for p in PLATFORMS)]
     pins, sources = [], []
     for item in report.get("install", []):
         url = item.get("download_info", {}).get("url", "")
