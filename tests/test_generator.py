@@ -67,13 +67,16 @@ def test_a_breakage_kept_already_is_a_duplicate_after_one_test_run(docker_client
     (breakage("harmless", "RUN touch /tmp/nothing", "true"), "breaks-nothing"),
     (breakage("no-repair", "RUN chmod -x /app/bin/inventory-report", "echo 'not a fix'"), "oracle-failed"),
     (breakage("failing-repair", "RUN chmod -x /app/bin/inventory-report", "exit 4"), "oracle-failed"),
-    (breakage("bad-build", "RUN exit 9", "true"), "build-failed"),
+    (breakage("bad-build", "RUN echo nothing to mutate in /app >&2; exit 9; : " + "long " * 120, "true"),
+     "build-failed"),
     (breakage("runner", "RUN rm -f /opt/venv/bin/python*", "true"), "runner-broken"),
 ])
 def test_bad_candidates_are_rejected_with_the_reason(docker_client, gold, candidate, reason):
     with pytest.raises(Rejected) as caught:
         validate(docker_client, gold, candidate)
     assert caught.value.reason == reason
+    if reason == "build-failed":  # why, from the build's output, within the 300 characters a run log keeps
+        assert "nothing to mutate in /app" in str(caught.value)[:300]
 
 
 def test_results_that_change_between_runs_are_flaky(docker_client, gold, monkeypatch):

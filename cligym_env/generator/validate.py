@@ -83,8 +83,10 @@ def validate(client: docker.DockerClient, gold: GoldEnvironment, breakage: Break
     try:
         environment = broken_environment(gold, breakage)
         image = build_environment(client, environment, what=f"{gold.project}/{breakage.operator}")
-    except (ImageBuildError, ValueError) as error:
-        raise Rejected("build-failed", str(error)[-500:]) from None
+    except ImageBuildError as error:  # the build's last output lines say why; the first line echoes the command
+        raise Rejected("build-failed", " | ".join(str(error).splitlines()[-3:])[-250:]) from None
+    except ValueError as error:
+        raise Rejected("build-failed", str(error)[-250:]) from None
     gold_passing = set(gold.passing)
 
     first = _run(client, image, gold, breakage)
