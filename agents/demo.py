@@ -28,7 +28,7 @@ def run_demo(registry: Registry, *, project: str = "iniconfig", max_tasks: int =
     from cligym_env.images import bootstrap
     from cligym_env.runtime.docker_client import connect
 
-    bootstrap(connect(), log=logger.info)
+    bootstrap(connect())
     if project:
         run_generate(registry, GenerateConfig(projects=(project,), max_tasks=max_tasks, workers=2, seed=seed),
                      Console(stderr=True))

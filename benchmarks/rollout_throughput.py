@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--envs", default="1,4,16", help="comma-separated pool sizes")
     args = parser.parse_args()
     sizes = [int(value) for value in args.envs.split(",")]
-    bootstrap(connect(), log=lambda line: None)
+    bootstrap(connect())
     with tempfile.TemporaryDirectory(prefix="cligym-bench-") as scratch:
         registry = Registry(Path(scratch) / "tasks")
         registry.install_examples()

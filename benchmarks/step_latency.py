@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=300)
     args = parser.parse_args()
     client = connect()
-    bootstrap(client, log=lambda line: None)
+    bootstrap(client)
     rows = []
     with Sandbox(BASE_IMAGE, task_id="bench-latency", client=client) as box:
         for command in ["true", "echo hi", "ls /usr/bin | wc -l"]:

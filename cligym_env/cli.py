@@ -127,7 +127,7 @@ def images_bootstrap(no_registry: bool = typer.Option(False, help="Skip trying a
     from cligym_env.images import bootstrap
     from cligym_env.runtime.docker_client import connect
 
-    for tag in bootstrap(connect(), log=logger.info, use_registry=not no_registry):
+    for tag in bootstrap(connect(), use_registry=not no_registry):
         logger.info("ready: %s", tag)
 
 

@@ -27,7 +27,7 @@ from cligym_env.generator.types import GoldEnvironment, GoldProbe
 from cligym_env.images import bootstrap, build_environment
 from cligym_env.runtime.docker_client import connect
 from cligym_env.runtime.sandbox import LABEL
-from cligym_env.tasks import Environment, Registry, Tests, load_task
+from cligym_env.tasks import Environment, Registry, load_task
 
 EXAMPLES = Path(str(resources.files("cligym_env.tasks").joinpath("examples")))
 
@@ -41,7 +41,7 @@ def own_containers(client: docker.DockerClient) -> list:
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
     client = connect()
-    bootstrap(client, log=lambda line: None)
+    bootstrap(client)
     yield client
     leftovers = own_containers(client)
     for container in leftovers:

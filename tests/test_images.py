@@ -49,10 +49,10 @@ def test_failing_build_shows_the_log(docker_client):
         build_environment(docker_client, broken, what="task bad")
 
 
-def test_bootstrap_is_idempotent(docker_client):
-    lines: list[str] = []
-    assert bootstrap(docker_client, log=lines.append) == [BASE_IMAGE, PYTHON_IMAGE]
-    assert lines == []  # both images exist: nothing is built again
+def test_bootstrap_is_idempotent(docker_client, caplog):
+    with caplog.at_level(logging.DEBUG, logger="cligym_env.images"):
+        assert bootstrap(docker_client) == [BASE_IMAGE, PYTHON_IMAGE]
+    assert caplog.messages == []  # both images exist: nothing is built again
 
 
 def test_missing_base_is_rebuilt_from_its_saved_recipe(docker_client, cligym_home):

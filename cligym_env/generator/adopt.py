@@ -52,7 +52,7 @@ def adopt(folder: Path, module: str | None, *, client: docker.DockerClient) -> G
     project, version, image = data["project"], data["version"], data["image"]
     environment = read_environment(folder, network=bool(data.get("network", False)))
     tests = read_tests(folder, data["tests"])
-    build_image(client, image, environment.dockerfile, environment.files, log=logger.info,
+    build_image(client, image, environment.dockerfile, environment.files,
                 what=f"gold image of {project}=={version}")
     logger.info("%s==%s: generating on the gold of an installed pack (%s)", project, version, image)
     with Sandbox(image, task_id="gold", client=client) as sandbox:

@@ -6,12 +6,11 @@ air-gapped clusters), the root filesystem is made with debootstrap and imported.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
-from typing import Callable
-
 import docker
 from docker.errors import APIError
 
@@ -25,18 +24,18 @@ BASE_IMAGE = "cligym/base:bookworm"
 PUBLIC_BASE_NAMES = ("debian:bookworm-slim", "debian:bookworm")
 PYTHON_IMAGE = "cligym/python:bookworm"
 MIRROR = "http://deb.debian.org/debian"
+logger = logging.getLogger(__name__)
 
 
-def bootstrap(client: docker.DockerClient, *, log: Callable[[str], None] = print,
-              use_registry: bool = True) -> list[str]:
-    """Make sure the base and Python images exist; return their tags. Idempotent."""
+def bootstrap(client: docker.DockerClient, *, use_registry: bool = True) -> list[str]:
+    """Make sure the base and Python images exist; return their tags. Idempotent; says what it builds at INFO."""
     if not image_exists(client, BASE_IMAGE):
-        if not (use_registry and _pull_base(client, log)):
-            _debootstrap_base(client, log)
+        if not (use_registry and _pull_base(client)):
+            _debootstrap_base(client)
     _tag_public_names(client)
     python_dockerfile = resources.files("cligym_env.images").joinpath("dockerfiles/python.Dockerfile").read_text()
     if not image_exists(client, PYTHON_IMAGE):
-        log(f"building {PYTHON_IMAGE} (apt-get inside docker build; a minute or two)")
+        logger.info(f"building {PYTHON_IMAGE} (apt-get inside docker build; a minute or two)")
     build_image(client, PYTHON_IMAGE, python_dockerfile, what=PYTHON_IMAGE)
     return [BASE_IMAGE, PYTHON_IMAGE]
 
@@ -48,23 +47,23 @@ def _tag_public_names(client: docker.DockerClient) -> None:
             client.images.get(BASE_IMAGE).tag(*name.split(":"))
 
 
-def _pull_base(client: docker.DockerClient, log: Callable[[str], None]) -> bool:
+def _pull_base(client: docker.DockerClient) -> bool:
     try:
         image = client.images.pull("debian", tag="bookworm-slim")
     except APIError as error:
-        log(f"no image registry reachable ({str(error)[:120]}); building the base image with debootstrap")
+        logger.info(f"no image registry reachable ({str(error)[:120]}); building the base image with debootstrap")
         return False
     image.tag(*BASE_IMAGE.split(":"))
     return True
 
 
-def _debootstrap_base(client: docker.DockerClient, log: Callable[[str], None]) -> None:
+def _debootstrap_base(client: docker.DockerClient) -> None:
     if shutil.which("debootstrap") is None:
         raise BootstrapError("debootstrap is not installed: `apt-get install -y debootstrap` (or run scripts/setup.sh)")
     tarball = paths.cache_dir() / "bookworm-minbase.tar"
     if not tarball.exists():
-        _make_rootfs_tarball(tarball, log)
-    log(f"importing {tarball} as {BASE_IMAGE}")
+        _make_rootfs_tarball(tarball)
+    logger.info(f"importing {tarball} as {BASE_IMAGE}")
     # A path (not a stream): docker-py streams chunked, which dockerd 20.10 rejects for imports.
     client.api.import_image(src=str(tarball), repository=BASE_IMAGE.split(":")[0], tag="bookworm",
                             changes=['CMD ["bash"]', "ENV LANG=C.UTF-8"])
@@ -72,11 +71,11 @@ def _debootstrap_base(client: docker.DockerClient, log: Callable[[str], None]) -
         raise BootstrapError(f"docker import of {tarball} did not produce {BASE_IMAGE}")
 
 
-def _make_rootfs_tarball(tarball: Path, log: Callable[[str], None]) -> None:
+def _make_rootfs_tarball(tarball: Path) -> None:
     root = tarball.with_suffix(".rootfs")
     shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
-    log(f"debootstrap --variant=minbase bookworm into {root} (about 30 s)")
+    logger.info(f"debootstrap --variant=minbase bookworm into {root} (about 30 s)")
     run = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root), MIRROR],
                          capture_output=True, text=True)
     if run.returncode != 0:

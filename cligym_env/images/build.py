@@ -10,7 +10,7 @@ import io
 import logging
 import re
 import tarfile
-from typing import Callable, Mapping
+from typing import Mapping
 
 import docker
 from docker.errors import BuildError, ImageNotFound
@@ -41,10 +41,9 @@ def environment_tag(environment: Environment, repository: str = "cligym/env") ->
 
 
 def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: Mapping[str, bytes] = {},
-                *, what: str = "image", log: Callable[[str], None] | None = None) -> str:
+                *, what: str = "image") -> str:
     """Build `tag` unless it exists. `what` names the thing being built in errors (e.g. 'task click-x'); the
-    build's output is logged at DEBUG level (`log`, deprecated, also gets each line until its callers move to
-    logging)."""
+    build's output is logged at DEBUG level (`--verbose` on the command line)."""
     if image_exists(client, tag):
         return tag
     for base in base_images(dockerfile):
@@ -52,7 +51,7 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
             continue
         recipe = find_recipe(base)
         if recipe:  # e.g. a gold image: rebuilt from the recipe saved beside the registry
-            build_image(client, base, *recipe, what=f"{base} (from its saved recipe)", log=log)
+            build_image(client, base, *recipe, what=f"{base} (from its saved recipe)")
         else:
             raise ImageBuildError(
                 f"{what}: its Dockerfile starts FROM {base}, which is not on this Docker host and no registry is "
@@ -74,8 +73,6 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
             if text.strip():
                 lines.append(text.rstrip())
                 logger.debug("%s: %s", what, text.rstrip())
-                if log is not None:
-                    log(text.rstrip())
             if "error" in chunk:
                 raise BuildError(chunk["error"], lines)
     except BuildError as error:
