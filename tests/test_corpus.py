@@ -107,6 +107,9 @@ def test_install_without_docker_then_oracle_1_and_noop_0_through_gym_make(
         pack.golds[project].image
 
     chosen = [rows[0]["id"], rows[-1]["id"]]  # a no-hint and a hint variant (of different breakages if 2+)
+    built = runner.invoke(app, ["tasks", "install", SAMPLE, "--project", project, "--limit", "1", "--build"])
+    assert built.exit_code == 0, built.output  # the images of the first task, now: its gold from the recipe
+    assert docker_client.images.get(pack.golds[project].image)
     env = gym.make("CLIGym-v0", task_ids=chosen, max_steps=5, command_timeout=120)
     try:
         for task_id in chosen:

@@ -71,7 +71,7 @@ def _build_images(registry: Any, ids: list[str]) -> None:
         for task_id in ids:
             progress.update(bar, note=task_id)
             build_environment(client, registry.get(task_id).environment, what=f"task {task_id}",
-                              log=lambda line: progress.update(bar, note=f"{task_id}: {line[-50:]}"))
+                              on_line=lambda line: progress.update(bar, note=f"{task_id}: {line[-50:]}"))
             progress.advance(bar)
 
 

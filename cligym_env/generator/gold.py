@@ -199,8 +199,7 @@ def _image(what: str, wheel: Path, extras: tuple[str, ...], system: tuple[str, .
     environment = Environment(_dockerfile(install, system, bool(project_files)), files)
     image = f"cligym/gold-{name}:{environment.content_hash()[:24]}"
     logger.info("%s: building %s", what, image)
-    build_image(client, image, environment.dockerfile, environment.files, what=f"gold image of {what}",
-                log=logger.debug)
+    build_image(client, image, environment.dockerfile, environment.files, what=f"gold image of {what}")
     return image, environment, tests
 
 
@@ -236,7 +235,7 @@ def _cause(error: GoldRejected, run: TestRun, source: Source, what: str) -> Gold
 def ensure_image(gold: GoldEnvironment, *, client: docker.DockerClient) -> str:
     """Rebuild the gold image from its saved recipe where this Docker host lacks it (same content, same tag)."""
     return build_image(client, gold.image, gold.environment.dockerfile, gold.environment.files,
-                       log=logger.info, what=f"gold image of {gold.project}=={gold.version}")
+                       what=f"gold image of {gold.project}=={gold.version}")
 
 
 def judge_suite(first: dict[str, str], second: dict[str, str], seconds: float, policy: Policy,

@@ -10,7 +10,7 @@ import io
 import logging
 import re
 import tarfile
-from typing import Mapping
+from typing import Callable, Mapping
 
 import docker
 from docker.errors import BuildError, ImageNotFound
@@ -41,9 +41,10 @@ def environment_tag(environment: Environment, repository: str = "cligym/env") ->
 
 
 def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: Mapping[str, bytes] = {},
-                *, what: str = "image") -> str:
+                *, what: str = "image", on_line: Callable[[str], None] = lambda line: None) -> str:
     """Build `tag` unless it exists. `what` names the thing being built in errors (e.g. 'task click-x'); the
-    build's output is logged at DEBUG level (`--verbose` on the command line)."""
+    build's output is logged at DEBUG level (`--verbose` on the command line), and each line goes to `on_line`
+    (a progress display's note)."""
     if image_exists(client, tag):
         return tag
     for base in base_images(dockerfile):
@@ -51,7 +52,7 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
             continue
         recipe = find_recipe(base)
         if recipe:  # e.g. a gold image: rebuilt from the recipe saved beside the registry
-            build_image(client, base, *recipe, what=f"{base} (from its saved recipe)")
+            build_image(client, base, *recipe, what=f"{base} (from its saved recipe)", on_line=on_line)
         else:
             raise ImageBuildError(
                 f"{what}: its Dockerfile starts FROM {base}, which is not on this Docker host and no registry is "
@@ -73,6 +74,7 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
             if text.strip():
                 lines.append(text.rstrip())
                 logger.debug("%s: %s", what, text.rstrip())
+                on_line(text.rstrip())
             if "error" in chunk:
                 raise BuildError(chunk["error"], lines)
     except BuildError as error:
@@ -81,6 +83,7 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
     return tag
 
 
-def build_environment(client: docker.DockerClient, environment: Environment, *, what: str = "environment") -> str:
+def build_environment(client: docker.DockerClient, environment: Environment, *, what: str = "environment",
+                      on_line: Callable[[str], None] = lambda line: None) -> str:
     return build_image(client, environment_tag(environment), environment.dockerfile, dict(environment.files),
-                       what=what)
+                       what=what, on_line=on_line)
