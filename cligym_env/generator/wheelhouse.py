@@ -214,8 +214,8 @@ def _report(requirements: list[str], *options: str, rounds: int = 4) -> tuple[di
 
 
 def _cap(name: str, version: str) -> str:
-    """`name<=` the newest release whose Requires-Python admits the image's (`pip index`, which may check it for
-    another Python), else below the `version` that does not."""
+    """`name<=` the newest release whose Requires-Python admits the image's Python (`pip index versions` takes
+    --python-version, where a dry-run install does not), else `name<` the `version` that does not admit it."""
     run = _pip("index", "versions", name, "--python-version", PYTHON_VERSION)
     found = re.search(rf"^{re.escape(name)} \(([^)\s]+)\)$", run.stdout, flags=re.MULTILINE | re.IGNORECASE)
     return f"{name}<={found.group(1)}" if run.returncode == 0 and found else f"{name}<{version}"
