@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
+
 import docker
 from docker.errors import APIError
 
@@ -35,7 +36,7 @@ def bootstrap(client: docker.DockerClient, *, use_registry: bool = True) -> list
     _tag_public_names(client)
     python_dockerfile = resources.files("cligym_env.images").joinpath("dockerfiles/python.Dockerfile").read_text()
     if not image_exists(client, PYTHON_IMAGE):
-        logger.info(f"building {PYTHON_IMAGE} (apt-get inside docker build; a minute or two)")
+        logger.info("building %s (apt-get inside docker build; a minute or two)", PYTHON_IMAGE)
     build_image(client, PYTHON_IMAGE, python_dockerfile, what=PYTHON_IMAGE)
     return [BASE_IMAGE, PYTHON_IMAGE]
 
@@ -51,7 +52,7 @@ def _pull_base(client: docker.DockerClient) -> bool:
     try:
         image = client.images.pull("debian", tag="bookworm-slim")
     except APIError as error:
-        logger.info(f"no image registry reachable ({str(error)[:120]}); building the base image with debootstrap")
+        logger.info("no image registry reachable (%s); building the base image with debootstrap", str(error)[:120])
         return False
     image.tag(*BASE_IMAGE.split(":"))
     return True
@@ -63,7 +64,7 @@ def _debootstrap_base(client: docker.DockerClient) -> None:
     tarball = paths.cache_dir() / "bookworm-minbase.tar"
     if not tarball.exists():
         _make_rootfs_tarball(tarball)
-    logger.info(f"importing {tarball} as {BASE_IMAGE}")
+    logger.info("importing %s as %s", tarball, BASE_IMAGE)
     # A path (not a stream): docker-py streams chunked, which dockerd 20.10 rejects for imports.
     client.api.import_image(src=str(tarball), repository=BASE_IMAGE.split(":")[0], tag="bookworm",
                             changes=['CMD ["bash"]', "ENV LANG=C.UTF-8"])
@@ -75,7 +76,7 @@ def _make_rootfs_tarball(tarball: Path) -> None:
     root = tarball.with_suffix(".rootfs")
     shutil.rmtree(root, ignore_errors=True)
     root.parent.mkdir(parents=True, exist_ok=True)
-    logger.info(f"debootstrap --variant=minbase bookworm into {root} (about 30 s)")
+    logger.info("debootstrap --variant=minbase bookworm into %s (about 30 s)", root)
     run = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(root), MIRROR],
                          capture_output=True, text=True)
     if run.returncode != 0:

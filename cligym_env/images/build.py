@@ -70,11 +70,11 @@ def build_image(client: docker.DockerClient, tag: str, dockerfile: str, files: M
     try:
         for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
                                       decode=True, labels={"cligym.managed-image": "1"}):
-            text = chunk.get("stream") or chunk.get("status") or ""
-            if text.strip():
-                lines.append(text.rstrip())
-                logger.debug("%s: %s", what, text.rstrip())
-                on_line(text.rstrip())
+            line = (chunk.get("stream") or chunk.get("status") or "").rstrip()
+            if line.strip():
+                lines.append(line)
+                logger.debug("%s: %s", what, line)
+                on_line(line)
             if "error" in chunk:
                 raise BuildError(chunk["error"], lines)
     except BuildError as error:
